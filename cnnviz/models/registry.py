@@ -89,6 +89,19 @@ class ModelSpec:
     paper: str = ""
     description: str = ""
     presets: dict[str, Any] = field(default_factory=dict)
+    # Added by the models helper (defaults keep the original API):
+    # more_weights: further (weights enum name, options they need) pairs, e.g. VGG16's
+    # batch-norm weights; weights_for() picks the pair matching the chosen options.
+    more_weights: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # diagram(options) -> list of cnnviz.models.blocks.Stage, drawn by cnnviz.inspect.block_diagram.
+    diagram: Callable[[dict[str, Any]], list] | None = None
+
+    def weights_for(self, options: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """The (weights name, options they need) that fit ``options`` best; the default pair otherwise."""
+        for weights, needs in self.more_weights:
+            if all(options.get(key) == value for key, value in needs.items()):
+                return weights, needs
+        return self.weights, self.weights_options
 
     def option(self, name: str) -> Option:
         for opt in self.options:
