@@ -1,0 +1,260 @@
+"""Robust image loading and top-k prediction.
+
+``load_image`` is the one image loader of the app and the command line: any
+upload (phone photo, scan, screenshot, 16-bit TIFF) becomes an upright RGB
+picture, and anything else a one-line ``ImageLoadError``.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Formats we decode (phones' MPO files open as JPEG). Passing this list to Image.open also keeps
+# Pillow from trying plugins that call out to other programs (EPS runs Ghostscript).
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
+
+# Explanations attach Captum hooks to a model while they run; models are cached and shared
+# between sessions, so predictions and explanations take turns on them (cnnviz.explain uses it too).
+MODEL_LOCK = threading.RLock()
+
+
+class ImageLoadError(ValueError):
+    """An image that cannot be used; the message is one line saying what was wrong and what to do."""
+
+
+def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS,
+               name: str | None = None) -> Image.Image:
+    """Decode ``data`` (bytes, a path, or a file object) into an upright RGB image, or raise ImageLoadError."""
+    label = name or (Path(data).name if isinstance(data, (str, Path)) else getattr(data, "name", None) or "image")
+    try:
+        fp = _open_source(data)
+    except OSError as exc:
+        raise ImageLoadError(f"{label}: cannot read the file ({exc.strerror or exc}); check the path") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp, formats=FORMATS)
+            _check_size(image, max_pixels, label)
+            image.load()  # the header alone says nothing about truncation: decode now
+            image = _upright(image)
+            return to_rgb(image)
+    except ImageLoadError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{label}: not a readable image; use a jpg, png, webp, bmp, gif or tiff file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(
+            f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "
+            f"{max_pixels / 1e6:.0f} megapixels") from None
+    except Exception as exc:  # truncated data, corrupt chunks, bad headers: Pillow raises many types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageLoadError(
+            f"{label}: the file is damaged or truncated ({reason}); save or download it again") from None
+
+
+def _open_source(data) -> BinaryIO:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(data))
+    if isinstance(data, (str, Path)):
+        return io.BytesIO(Path(data).read_bytes())
+    if hasattr(data, "getvalue"):  # Streamlit's UploadedFile, BytesIO
+        return io.BytesIO(data.getvalue())
+    return io.BytesIO(data.read())
+
+
+def _check_size(image: Image.Image, max_pixels: int, label: str) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{label}: the image has no pixels ({width}x{height}); use another file")
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{label}: the image is absurdly large ({width}x{height} = {width * height / 1e6:.0f} megapixels); "
+            f"resize it below {max_pixels / 1e6:.0f} megapixels")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (phone photos are stored sideways with a rotate-me tag)."""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # a broken EXIF block should not cost the picture
+        return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: transparency over white, 16-bit and float scaled, CMYK converted."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
+    """16/32-bit integer or float pixels to 0..255 grey levels (16-bit ranges are scaled, not clipped)."""
+    array = array.astype(np.float64)
+    if array.size == 0:
+        return array.astype(np.uint8)
+    low, high = float(array.min()), float(array.max())
+    if mode == "F":
+        if low >= 0.0 and high <= 1.0:
+            array = array * 255.0
+        elif high > low:
+            array = (array - low) / (high - low) * 255.0
+    elif mode.startswith("I;16"):
+        array = array / 65535.0 * 255.0
+    elif high > 255:  # mode "I": 16-bit data widened to 32 bits, or true 32-bit
+        array = array / (65535.0 if high <= 65535 else high) * 255.0
+    return np.clip(array.round(), 0, 255).astype(np.uint8)
+
+
+# -- prediction ------------------------------------------------------------------------------
+
+
+def crop_box(size: tuple[int, int], payload: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The region of an image of ``size`` (w, h) that the model sees: the centred square that survives
+    resizing the shorter side to ``resize_size`` and centre-cropping ``image_size``."""
+    width, height = size
+    image_size = int(payload["image_size"])
+    resize = int(payload.get("resize_size") or image_size)
+    side = min(width, height) * image_size / resize
+    left, top = (width - side) / 2, (height - side) / 2
+    return round(left), round(top), round(left + side), round(top + side)
+
+
+def preprocess(image: Image.Image, payload: dict[str, Any]):
+    """The model input for ``image``, prepared exactly as training prepared its pictures.
+
+    Shorter side resized and centre-cropped by ``cnnviz.data``'s own ``fit_square`` (to
+    ``resize_size`` first for ImageNet weights, e.g. 256 then a 224 crop), then normalised with
+    the payload's mean and std. Returns a float tensor ``(1, 3, S, S)``, ``S = payload["image_size"]``.
+    """
+    import torch
+
+    from cnnviz.data import normalize
+    from cnnviz.data.images import fit_square
+
+    size = int(payload["image_size"])
+    resize = int(payload.get("resize_size") or size)
+    image = image.convert("RGB")
+    factor = min(image.size) // (2 * resize)
+    if factor >= 2:  # a 40-megapixel photo: shrink cheaply first, so the antialiased resize stays small
+        image = image.reduce(factor)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    square = fit_square(pixels, resize)
+    if resize != size:
+        offset = (resize - size) // 2
+        square = square[:, offset:offset + size, offset:offset + size]
+    return normalize(square[None], payload.get("mean") or (0.5, 0.5, 0.5), payload.get("std") or (0.5, 0.5, 0.5))
+
+
+def model_device(model):
+    """The device the model's weights are on (CPU for a model without parameters)."""
+    import torch
+
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def probabilities(logits, num_classes: int):
+    """Class probabilities from logits; a single BCE logit becomes the two-class pair (1-p, p)."""
+    import torch
+
+    if logits.shape[-1] == 1 and num_classes == 2:
+        p = torch.sigmoid(logits)
+        return torch.cat([1 - p, p], dim=-1)
+    return torch.softmax(logits.float(), dim=-1)
+
+
+def predict(model, payload: dict[str, Any], image: Image.Image, *, topk: int = 5) -> list[tuple[str, float]]:
+    """The ``topk`` most likely classes of ``image`` as ``(class name, probability)``, most likely first."""
+    import torch
+
+    classes = list(payload.get("classes") or [])
+    x = preprocess(image, payload).to(model_device(model))
+    with MODEL_LOCK, torch.inference_mode():
+        probs = probabilities(model(x), len(classes))[0].float().cpu()
+    names = classes if len(classes) == probs.numel() else [str(i) for i in range(probs.numel())]
+    k = max(1, min(int(topk), probs.numel()))
+    values, index = probs.topk(k)
+    return [(names[i], float(v)) for v, i in zip(values.tolist(), index.tolist())]
+
+
+# -- ImageNet-pretrained models (when their weights are in the torch cache) -------------------
+
+
+def _weights(arch: str):
+    """``(weights name, options they need)`` of ``arch``'s default ImageNet weights (ValueError if none)."""
+    from cnnviz.models import get_spec, resolve_options
+
+    name, options = get_spec(arch).weights_for(resolve_options(arch))
+    if not name:
+        raise ValueError(f"{arch} has no ImageNet weights")
+    return name, dict(options)
+
+
+def imagenet_weights_file(arch: str) -> Path:
+    """Where torchvision keeps ``arch``'s ImageNet weights (the file may not be there)."""
+    from cnnviz.models import hub_checkpoints_dir, weights_file_name
+
+    return hub_checkpoints_dir() / weights_file_name(_weights(arch)[0])
+
+
+def pretrained_available() -> list[str]:
+    """Architectures whose ImageNet weights file is already in the torch cache (no download)."""
+    from cnnviz.models import get_spec, list_models
+
+    return [arch for arch in list_models() if get_spec(arch).weights and imagenet_weights_file(arch).is_file()]
+
+
+def imagenet_payload(arch: str) -> dict[str, Any]:
+    """A checkpoint-like payload for ``arch``'s ImageNet weights: classes and transforms from torchvision's meta."""
+    from torchvision.models import get_weight
+
+    name, options = _weights(arch)
+    weights = get_weight(name)
+    transforms = weights.transforms()
+    crop = transforms.crop_size[0] if isinstance(transforms.crop_size, (list, tuple)) else transforms.crop_size
+    resize = transforms.resize_size[0] if isinstance(transforms.resize_size, (list, tuple)) else transforms.resize_size
+    return {
+        "format": "imagenet",
+        "arch": arch,
+        "options": options,
+        "num_classes": len(weights.meta["categories"]),
+        "classes": list(weights.meta["categories"]),
+        "mean": list(transforms.mean),
+        "std": list(transforms.std),
+        "image_size": int(crop),
+        "resize_size": int(resize),
+        "mode": "imagenet",
+        "weights": name,
+    }
+
+
+def load_pretrained(arch: str):
+    """``(model.eval(), payload)`` for ``arch`` with ImageNet weights from the cache (WeightsUnavailable if absent)."""
+    from cnnviz.models import WeightsUnavailable, get_model
+
+    payload = imagenet_payload(arch)
+    path = imagenet_weights_file(arch)
+    if not path.is_file():  # never start a large download from a prediction page
+        raise WeightsUnavailable(f"ImageNet weights for {arch} are not in the torch cache: place {path.name} "
+                                 f"in {path.parent} (or run: python -m cnnviz prefetch --weights {arch})")
+    model = get_model(arch, num_classes=payload["num_classes"], options=payload["options"], init="imagenet")
+    return model.eval(), payload

@@ -1,0 +1,182 @@
+"""The command line: JSON shapes, exit codes, and a real (tiny) training run through ``python -m cnnviz``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnviz.cli import ProgressBar, main
+from cnnviz.runs import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m cnnviz ARGS`` in a child process (the environment carries the test's CNNVIZ_HOME)."""
+    return subprocess.run([sys.executable, "-m", "cnnviz", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "CNNVIZ_OFFLINE": "1"}, timeout=600)
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_summary_json_shape(capsys):
+    code, out, err = run_main(capsys, "summary", "--arch", "cifar_resnet", "--option", "depth=20", "--option",
+                              "shortcut=A", "--num-classes", "10", "--image-size", "32", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert {"params", "trainable_params", "flops", "layers"} <= set(doc)
+    assert doc["params"] == doc["trainable_params"] == 269_722  # He et al.'s ResNet-20
+    assert doc["layers"] and {"layer", "type", "output_shape", "params", "trainable"} <= set(doc["layers"][0])
+
+
+def test_summary_text_table(capsys):
+    code, out, _ = run_main(capsys, "summary", "--arch", "alexnet_cifar", "--num-classes", "10")
+    assert code == 0 and "Parameters:" in out and "FLOPs at 32x32" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["summary", "--arch", "lenet"], "unknown architecture 'lenet'"),
+    (["summary", "--arch", "alexnet", "--option", "wings=2"], "alexnet has no option 'wings'"),
+    (["summary", "--arch", "alexnet", "--option", "lrn=maybe"], "option lrn expects true/false"),
+    (["summary", "--arch", "alexnet", "--option", "lrn"], "--option expects KEY=VALUE"),
+    (["summary", "--arch", "alexnet", "--image-size", "32"], "alexnet needs inputs of at least"),
+    (["train", "--arch", "softmax", "--dataset", "imagenet22k"], "unknown dataset 'imagenet22k'"),
+    (["train", "--arch", "softmax", "--dataset", "cifar10"], "place cifar-10-python.tar.gz"),
+    (["train", "--arch", "softmax", "--epochs", "0"], "epochs must be at least 1"),
+    (["train", "--arch", "resnet18", "--mode", "probe", "--probe-layer", "layer9"], "no probe point 'layer9'"),
+    (["train", "--arch", "softmax", "--init", "run:77"], "no run 77"),
+    (["train", "--arch", "softmax", "--init", "/no/such/file.pth"], "no such weights file"),
+    (["runs", "show", "5"], "no run 5"),
+    (["predict", "--run", "5", "x.png"], "no run 5"),
+])
+def test_user_errors_exit_2_with_one_line(capsys, monkeypatch, args, message):
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    code, out, err = run_main(capsys, *args)
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert RunStore().list() == []  # nothing half-made in the store
+
+
+def test_bad_arch_from_the_real_entry_point():
+    result = cli("summary", "--arch", "nope", "--num-classes", "10")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("python -m cnnviz summary: error: unknown architecture 'nope'")
+    assert result.stderr.count("\n") == 1
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--mode", "sideways"])
+    _, err = capsys.readouterr()
+    assert info.value.code == 2 and err.count("\n") == 1 and "invalid choice" in err
+
+
+def picture(path: Path) -> Path:
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_train_json_then_runs_and_predict(tmp_path, capsys):
+    """One real tiny run through ``python -m cnnviz train --json``, then every runs/predict command on it."""
+    result = cli("train", "--arch", "softmax", "--dataset", "shapes", "--epochs", "1", "--subset", "6",
+                 "--val-subset", "3", "--batch-size", "16", "--name", "tiny", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {"run_id", "status", "best_val_acc", "best_epoch", "epochs", "train_seconds", "params", "flops"} <= set(doc)
+    assert doc["status"] == "finished" and doc["best_epoch"] == 1 and 0 <= doc["best_val_acc"] <= 1
+    (row,) = doc["epochs"]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"} <= set(row)
+    assert doc["params"] == 3 * 32 * 32 * 10 + 10 and doc["flops"] > 0
+    assert "epoch   1" in result.stderr  # progress went to stderr
+    run_id = doc["run_id"]
+
+    store = RunStore()
+    run = store.get(run_id)
+    assert (run.name, run.status, run.config.arch) == ("tiny", "finished", "softmax")
+    assert Path(run.checkpoint).is_file()
+
+    code, out, _ = run_main(capsys, "runs", "list", "--json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [run_id]
+    code, out, _ = run_main(capsys, "runs", "list")
+    assert code == 0 and "tiny" in out and "finished" in out
+    code, out, _ = run_main(capsys, "runs", "show", str(run_id), "--json")
+    card = json.loads(out)
+    assert card["id"] == run_id and card["config"]["arch"] == "softmax" and len(card["epochs"]) == 1
+    code, out, _ = run_main(capsys, "runs", "show", str(run_id))
+    assert code == 0 and "best val acc" in out
+    code, out, _ = run_main(capsys, "runs", "export", str(run_id))
+    assert code == 0 and [r["epoch"] for r in csv.DictReader(io.StringIO(out))] == ["1"]
+    code, _, _ = run_main(capsys, "runs", "export", str(run_id), "--json", "--output", str(tmp_path / "card.json"))
+    assert code == 0 and json.loads((tmp_path / "card.json").read_text())["id"] == run_id
+
+    good, bad = picture(tmp_path / "good.png"), tmp_path / "bad.jpg"
+    bad.write_bytes(b"definitely not a jpeg")
+    code, out, err = run_main(capsys, "predict", "--run", str(run_id), "--topk", "3", str(good), str(bad), "--json")
+    assert code == 1  # one file failed, the other was still predicted
+    doc = json.loads(out)
+    ok, failed = doc["results"]
+    assert len(ok["top"]) == 3 and ok["top"][0]["class"] in run.classes and 0 < ok["top"][0]["prob"] <= 1
+    assert "not a readable image" in failed["error"] and err.count("\n") == 1
+    code, out, _ = run_main(capsys, "predict", "--run", str(run_id), str(good))
+    assert code == 0 and out.startswith(f"{good}: ")
+
+    code, out, _ = run_main(capsys, "runs", "rename", str(run_id), "renamed", "--json")
+    assert json.loads(out) == {"run_id": run_id, "name": "renamed"}
+    code, out, _ = run_main(capsys, "runs", "delete", str(run_id), "--json")
+    assert code == 0 and json.loads(out) == {"deleted": run_id}
+    assert store.list() == [] and not Path(run.checkpoint).exists()
+
+
+def test_prefetch_reports_each_failure(capsys, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    from cnnviz.models import WeightsUnavailable
+    from cnnviz.models import weights as weights_module
+
+    def offline(name, progress=False):
+        raise WeightsUnavailable(f"Place the file for {name} in the folder /cache and try again.")
+
+    monkeypatch.setattr(weights_module, "imagenet_state_dict", offline)
+    code, out, err = run_main(capsys, "prefetch", "--weights", "resnet18", "softmax", "--datasets", "hymenoptera",
+                              "--json")
+    doc = json.loads(out)
+    assert code == 1 and doc["ok"] is False
+    assert "Place the file for ResNet18_Weights.IMAGENET1K_V1" in doc["weights"]["resnet18"]
+    assert doc["weights"]["softmax"] == "error: softmax has no ImageNet weights"
+    assert doc["datasets"]["hymenoptera"].startswith("error: ") and "hymenoptera" in doc["datasets"]["hymenoptera"]
+
+
+def test_progress_bar_draws_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    stream = Terminal()
+    bar = ProgressBar(stream)
+    state = SimpleNamespace(config=TrainConfig(), device="cpu", params=1000, classes=["a", "b"], epoch=1, epochs=2,
+                            batch=5, batches=10, loss=0.5, history=[], status="finished", message="done")
+    bar.on_run_start(state)
+    bar.on_batch_end(state)
+    state.history.append({"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7,
+                          "seconds": 1.0})
+    bar.on_epoch_end(state)
+    bar.on_run_end(state)
+    text = stream.getvalue()
+    assert "1,000 parameters" in text and "[" + "#" * 14 in text and "5/10 loss 0.5000" in text
+    assert "val loss 0.6000 acc 0.7000" in text and text.endswith("finished: done\n")
