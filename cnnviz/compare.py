@@ -1,0 +1,206 @@
+"""Comparing runs: the runs table, its filters, curves, cost and disagreement frames.
+
+Pure pandas over ``cnnviz.runs.Run`` objects (read by attribute, so any object
+with the same fields works); the Compare page draws what these return.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+# Table columns in display order; filters and the CSV export use the same names.
+TABLE_COLUMNS = (
+    "id", "name", "architecture", "dataset", "mode", "status", "best val acc", "time (s)", "params", "FLOPs",
+    "options", "init", "best epoch", "epochs", "created",
+)
+SEARCH_COLUMNS = ("name", "architecture", "options", "dataset", "mode", "init", "status")
+# What a curve can be drawn against (label -> cnnviz.charts.curves ``x``): wall time shows what speed costs.
+CURVE_AXES = {"epoch": "epoch", "wall time": "wall"}
+# Costs for the accuracy-against-cost scatter (label -> cnnviz.charts.cost_scatter ``cost``).
+COST_AXES = {"training time": "train_seconds", "parameters": "params", "FLOPs per image": "flops"}
+# Where two runs disagree, in teaching order: who was right?
+DISAGREEMENT_KINDS = ("only A right", "only B right", "both wrong, differently")
+
+
+def describe_options(options: dict[str, Any] | None) -> str:
+    """Options as a short readable string: ``residual_1, no lrn, se_reduction=16``."""
+    parts = []
+    for key, value in sorted((options or {}).items()):
+        if isinstance(value, bool):
+            parts.append(key if value else f"no {key}")
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def run_label(run: Any) -> str:
+    """How a run is named in pickers and legends: ``#3 resnet18 finetune`` or ``#3 my name``."""
+    config = run.config
+    name = (run.name or "").strip() or f"{config.arch} {config.mode}"
+    return f"#{run.id} {name}"
+
+
+def _dataset_label(config: Any) -> str:
+    if config.dataset == "cifar100":
+        return f"cifar100 ({config.labels})"
+    return config.dataset
+
+
+def _mode_label(config: Any) -> str:
+    return f"probe @{config.probe_layer}" if config.mode == "probe" else config.mode
+
+
+def runs_table(*, runs: Iterable[Any], epochs_done: dict[int, int] | None = None) -> pd.DataFrame:
+    """One row per run with the columns of ``TABLE_COLUMNS`` (newest first)."""
+    epochs_done = epochs_done or {}
+    rows = []
+    for run in runs:
+        config = run.config
+        rows.append({
+            "id": int(run.id),
+            "name": run_label(run).split(" ", 1)[1],
+            "architecture": config.arch,
+            "options": describe_options(config.options),
+            "dataset": _dataset_label(config),
+            "mode": _mode_label(config),
+            "init": config.init,
+            "status": run.status,
+            "best val acc": run.best_val_acc,
+            "best epoch": run.best_epoch,
+            "epochs": epochs_done.get(int(run.id), config.epochs),
+            "time (s)": run.train_seconds,
+            "params": run.params,
+            "FLOPs": run.flops,
+            "created": pd.to_datetime(run.created_at, unit="s") if isinstance(run.created_at, (int, float)) else run.created_at,
+        })
+    frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    for column in ("best val acc", "time (s)"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in ("best epoch", "epochs", "params", "FLOPs"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    return frame.sort_values("id", ascending=False, ignore_index=True)
+
+
+def filter_runs(
+    table: pd.DataFrame,
+    *,
+    architectures: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    modes: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    text: str = "",
+) -> pd.DataFrame:
+    """Rows matching every non-empty filter; ``text`` matches words anywhere (``#id`` matches the id)."""
+    keep = pd.Series(True, index=table.index)
+    for column, allowed in (("architecture", architectures), ("dataset", datasets), ("mode", modes), ("status", statuses)):
+        if allowed:
+            keep &= table[column].isin(list(allowed))
+    haystack = pd.Series("", index=table.index)
+    for column in SEARCH_COLUMNS:
+        haystack += " " + table[column].astype(str).str.lower()
+    for word in text.lower().split():
+        if word.startswith("#") and word[1:].isdigit():
+            keep &= table["id"] == int(word[1:])
+        else:
+            keep &= haystack.str.contains(word, regex=False)
+    return table[keep].reset_index(drop=True)
+
+
+def filter_choices(table: pd.DataFrame) -> dict[str, list[str]]:
+    """The values each multiselect filter can take, from the runs that exist."""
+    return {column: sorted(table[column].dropna().unique().tolist()) for column in ("architecture", "dataset", "mode", "status")}
+
+
+def table_csv(table: pd.DataFrame) -> str:
+    """The runs table as CSV text (what the export button downloads)."""
+    return table.to_csv(index=False)
+
+
+def epochs_frame(*, epochs_by_run: dict[str, list[dict]]) -> pd.DataFrame:
+    """The stored epoch rows of several runs in one frame with a ``run`` label column.
+
+    This is what ``cnnviz.charts.curves`` overlays (by epoch, or by wall time
+    from the running sum of each epoch's ``seconds``).
+    """
+    frames = [pd.DataFrame(rows).assign(run=label) for label, rows in epochs_by_run.items() if rows]
+    if not frames:
+        return pd.DataFrame(columns=["run", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"])
+    frame = pd.concat(frames, ignore_index=True)
+    # Nested values (per-layer gradient norms) are not curves and break the long format.
+    frame = frame.drop(columns=[c for c in frame.columns if frame[c].map(lambda v: isinstance(v, (dict, list))).any()])
+    return frame.sort_values(["run", "epoch"], ignore_index=True)
+
+
+def cost_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Runs with a best val accuracy, in the columns ``cnnviz.charts.cost_scatter`` reads."""
+    frame = table[table["best val acc"].notna()]
+    return pd.DataFrame({
+        "run": "#" + frame["id"].astype(str) + " " + frame["name"].astype(str),
+        "architecture": frame["architecture"], "mode": frame["mode"], "dataset": frame["dataset"],
+        "best_val_acc": frame["best val acc"], "train_seconds": frame["time (s)"],
+        "params": frame["params"].astype("float64"), "flops": frame["FLOPs"].astype("float64"),
+    }).reset_index(drop=True)
+
+
+def first_comparable_pair(runs: Sequence[Any]) -> tuple[int, int]:
+    """Positions of the first two runs that share a validation set, else ``(0, 1)``."""
+    for i, run_a in enumerate(runs):
+        for j in range(i + 1, len(runs)):
+            if same_validation_set(run_a, runs[j])[0]:
+                return i, j
+    return 0, 1
+
+
+def validation_key(config: Any) -> tuple:
+    """What decides which images a run validated on, in which order."""
+    return (config.dataset, config.data_path, config.labels if config.dataset == "cifar100" else "fine",
+            config.val_split, config.seed, getattr(config, "val_subset", None))
+
+
+def same_validation_set(run_a: Any, run_b: Any) -> tuple[bool, str]:
+    """Whether two runs' per-image predictions can be compared, and if not, why not."""
+    if not run_a.val_predictions or not run_b.val_predictions:
+        missing = run_a if not run_a.val_predictions else run_b
+        return False, f"{run_label(missing)} has no saved per-image validation predictions (they are saved when a run ends)."
+    a, b = run_a.config, run_b.config
+    names = ("dataset", "data path", "labels", "validation split", "seed", "validation images per class")
+    for name, value_a, value_b in zip(names, validation_key(a), validation_key(b)):
+        if value_a != value_b:
+            return False, (f"they validated on different images: {name} is {value_a!r} for {run_label(run_a)} "
+                           f"but {value_b!r} for {run_label(run_b)}.")
+    if list(run_a.classes or []) != list(run_b.classes or []):
+        return False, "their class lists differ, so the same label number means different classes."
+    if len(run_a.val_predictions) != len(run_b.val_predictions):
+        return False, (f"their validation sets have different sizes ({len(run_a.val_predictions)} vs "
+                       f"{len(run_b.val_predictions)} images).")
+    return True, ""
+
+
+def disagreement_frame(*, pred_a: Sequence[int], pred_b: Sequence[int], truth: Sequence[int],
+                       classes: Sequence[str]) -> pd.DataFrame:
+    """Validation images where two runs predict differently: index, true, A, B, kind."""
+    rows = []
+    for index, (a, b, t) in enumerate(zip(pred_a, pred_b, truth)):
+        if a == b:
+            continue
+        kind = "only A right" if a == t else "only B right" if b == t else "both wrong, differently"
+        rows.append({"index": index, "true": classes[t], "A says": classes[a], "B says": classes[b], "kind": kind})
+    return pd.DataFrame(rows, columns=["index", "true", "A says", "B says", "kind"])
+
+
+def agreement_counts(*, pred_a: Sequence[int], pred_b: Sequence[int], truth: Sequence[int]) -> dict[str, int]:
+    """How many validation images fall in each case of (A right?, B right?, same answer?)."""
+    counts = {"both right": 0, "only A right": 0, "only B right": 0, "both wrong, same answer": 0,
+              "both wrong, differently": 0}
+    for a, b, t in zip(pred_a, pred_b, truth):
+        if a == t and b == t:
+            counts["both right"] += 1
+        elif a == t:
+            counts["only A right"] += 1
+        elif b == t:
+            counts["only B right"] += 1
+        else:
+            counts["both wrong, same answer" if a == b else "both wrong, differently"] += 1
+    return counts

@@ -1,0 +1,483 @@
+"""Streamlit pieces of the Compare and Predict pages: filters, run pickers, charts, galleries.
+
+The pages call these in order; the numbers come from ``cnnviz.compare`` (pure)
+and the run store. Every widget has a ``key`` starting with ``compare_`` or
+``predict_`` so tests and the browser walk can find it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from cnnviz import charts, compare
+from cnnviz.runs import RunNotFound, RunStore
+
+TRAIN_PAGE = "pages/train.py"
+GALLERY_COLUMNS = 6
+GALLERY_MAX = 36  # images per gallery page: enough to see a pattern, few enough to load fast
+CONFUSION_PER_ROW = 2
+
+
+def open_store() -> RunStore:
+    """The run store of this app's home folder (cheap: each call opens short-lived connections)."""
+    return RunStore()
+
+
+def link_to_train(text: str) -> None:
+    """Say ``text`` and link to the Train page (plain words when the page is run on its own, as in tests)."""
+    st.info(text, icon=":material/info:")
+    try:
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
+    except st.errors.StreamlitAPIException:
+        st.markdown("Open the **Train** page from the sidebar.")
+
+
+# -- Compare: the table ----------------------------------------------------------------------
+
+TABLE_CONFIG = {
+    "id": st.column_config.NumberColumn("id", format="%d", width="small"),
+    "best val acc": st.column_config.NumberColumn("best val acc", format="percent", help="Best validation accuracy over the epochs"),
+    "time (s)": st.column_config.NumberColumn("time (s)", format="%.1f", help="Training wall time in seconds"),
+    "params": st.column_config.NumberColumn("params", format="compact", help="Parameters"),
+    "FLOPs": st.column_config.NumberColumn("FLOPs", format="compact", help="Floating-point operations for one image"),
+    "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+}
+
+
+def load_table(store: RunStore, runs: Sequence[Any]) -> pd.DataFrame:
+    """The runs table, with the epochs each run actually completed."""
+    done = {run.id: len(store.epochs(run.id)) for run in runs}
+    return compare.runs_table(runs=runs, epochs_done=done)
+
+
+def filtered_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Draw the filters, the table and its CSV export; return the rows the filters keep."""
+    choices = compare.filter_choices(table)
+    search = st.text_input("Search", key="compare_search", placeholder="words in name, architecture, options, dataset... or #id")
+    cols = st.columns(4)
+    picked = {}
+    for col, (arg, column) in zip(cols, (("architectures", "architecture"), ("datasets", "dataset"),
+                                         ("modes", "mode"), ("statuses", "status"))):
+        picked[arg] = col.multiselect(column, choices[column], key=f"compare_filter_{column}", placeholder="all")
+    shown = compare.filter_runs(table, text=search, **picked)
+    st.dataframe(shown, key="compare_table", hide_index=True, column_config=TABLE_CONFIG, width="stretch")
+    left, right = st.columns([3, 1])
+    left.caption(f"{len(shown)} of {len(table)} runs shown.")
+    right.download_button("Export table as CSV", compare.table_csv(shown), file_name="cnnviz-runs.csv",
+                          mime="text/csv", key="compare_export_csv", icon=":material/download:", width="stretch")
+    return shown
+
+
+def _pick_shown(ids: list[int]) -> None:
+    st.session_state["compare_runs"] = ids
+
+
+def pick_runs(table: pd.DataFrame, shown: pd.DataFrame) -> list[int]:
+    """The multiselect of runs to compare (key ``compare_runs``); defaults to the newest finished runs."""
+    labels = {int(row.id): f"#{row.id} {row.name}" for row in table.itertuples()}
+    if "compare_runs" not in st.session_state:
+        finished = table[table["status"] == "finished"]["id"].tolist()
+        st.session_state["compare_runs"] = [int(i) for i in (finished or table["id"].tolist())[:3]]
+    # Runs deleted since the last rerun must leave the selection before the widget sees it.
+    st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in labels]
+    chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="compare_runs",
+                            placeholder="choose runs from the table")
+    shown_ids = [int(i) for i in shown["id"]]
+    st.button(f"Compare the {len(shown_ids)} runs shown", key="compare_pick_shown", on_click=_pick_shown,
+              args=(shown_ids,), disabled=not shown_ids)
+    return chosen
+
+
+# -- Compare: the charts ---------------------------------------------------------------------------
+
+def curves_section(store: RunStore, runs: Sequence[Any]) -> None:
+    """Accuracy and loss curves of the chosen runs, overlaid, by epoch or by wall time."""
+    frame = compare.epochs_frame(epochs_by_run={compare.run_label(r): store.epochs(r.id) for r in runs})
+    if frame.empty:
+        st.info("None of these runs has finished an epoch yet.")
+        return
+    axis = st.radio("Draw against", list(compare.CURVE_AXES), key="compare_curve_x", horizontal=True,
+                    help="Wall time shows what an accuracy costs: a slow model may win per epoch and lose per minute.")
+    x = compare.CURVE_AXES[axis]
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Accuracy** (solid: training, dashed: validation)")
+        st.altair_chart(charts.curves(frame, metric="acc", x=x), width="stretch")
+    with right:
+        st.markdown("**Loss**")
+        st.altair_chart(charts.curves(frame, metric="loss", x=x), width="stretch")
+
+
+def cost_section(table: pd.DataFrame) -> None:
+    """Best validation accuracy against training time, parameters or FLOPs."""
+    frame = compare.cost_frame(table)
+    if frame.empty:
+        st.info("None of these runs has a validation accuracy yet.")
+        return
+    cost = st.radio("Cost", list(compare.COST_AXES), key="compare_cost_axis", horizontal=True)
+    st.altair_chart(charts.cost_scatter(frame, cost=compare.COST_AXES[cost]), width="stretch")
+    st.caption("Up and to the left is better: more accuracy for less. Parameters and FLOPs use a log scale.")
+
+
+def confusion_section(runs: Sequence[Any]) -> None:
+    """The chosen runs' confusion matrices side by side (rows: true class, columns: predicted)."""
+    with_matrix = [r for r in runs if r.confusion and r.classes]
+    if not with_matrix:
+        st.info("None of these runs has a confusion matrix yet (it is saved when a run ends).")
+        return
+    # Beyond ~20 classes a matrix needs the full width to show anything.
+    per_row = 1 if max(len(r.classes) for r in with_matrix) > 20 else CONFUSION_PER_ROW
+    size = 560 if per_row == 1 else 260
+    for start in range(0, len(with_matrix), per_row):
+        for col, run in zip(st.columns(per_row), with_matrix[start:start + per_row]):
+            with col:
+                acc = f" · best val {run.best_val_acc:.1%}" if run.best_val_acc is not None else ""
+                st.markdown(f"**{compare.run_label(run)}**{acc}")
+                st.altair_chart(charts.confusion(charts.confusion_frame(run.confusion, run.classes), size=size))
+    missing = [compare.run_label(r) for r in runs if r not in with_matrix]
+    if missing:
+        st.caption(f"No confusion matrix yet for {', '.join(missing)}.")
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the validation images...")
+def _validation_images(config_json: str, image_size: int):
+    """The validation split of a run's config at ``image_size`` (shared read-only across sessions).
+
+    The same call ``cnnviz.data.load_splits`` makes for its validation half,
+    without decoding the (much larger) training split the gallery does not show.
+    """
+    from cnnviz.data import load_dataset
+    from cnnviz.training.config import TrainConfig
+
+    config = TrainConfig.from_json(config_json)
+    return load_dataset(config.dataset, split="val", root=config.data_root, image_size=image_size, seed=config.seed,
+                        labels=config.labels, path=config.data_path, val_split=config.val_split,
+                        subset=getattr(config, "val_subset", None))
+
+
+def _display_size(config: Any) -> int:
+    """A gallery size: the dataset's own size when small, else 128 px (enough to see, quick to decode)."""
+    from cnnviz.data import get_dataset_spec
+
+    native = getattr(get_dataset_spec(config.dataset), "native_size", None)
+    return int(native) if native and native <= 128 else 128
+
+
+def disagreement_section(runs: Sequence[Any]) -> None:
+    """Pick runs A and B; show how often each is right and the validation images where they disagree."""
+    if len(runs) < 2:
+        st.info("Choose at least two runs above to see where they disagree.")
+        return
+    labels = {r.id: compare.run_label(r) for r in runs}
+    by_id = {r.id: r for r in runs}
+    first, second = compare.first_comparable_pair(runs)
+    left, right = st.columns(2)
+    a = left.selectbox("Run A", list(labels), format_func=labels.get, index=first, key="compare_disagree_a")
+    b = right.selectbox("Run B", list(labels), format_func=labels.get, index=second, key="compare_disagree_b")
+    if a == b:
+        st.info("Choose two different runs.")
+        return
+    run_a, run_b = by_id[a], by_id[b]
+    ok, reason = compare.same_validation_set(run_a, run_b)
+    if not ok:
+        st.warning(f"These two runs cannot be compared image by image: {reason}", icon=":material/block:")
+        st.caption("Two runs can be compared image by image when they validated on the same pictures: same dataset, "
+                   "labels, validation split and seed (the architecture, mode and image size may differ).")
+        return
+    try:
+        val = _validation_images(run_a.config.to_json(), _display_size(run_a.config))
+    except Exception as exc:  # a dataset that went missing since training: say so, keep the page
+        st.warning(f"Could not load the validation images of {run_a.config.dataset}: {exc}")
+        return
+    truth = val.labels.tolist()
+    if len(truth) != len(run_a.val_predictions):
+        st.warning(f"The validation set now has {len(truth)} images but the runs saw {len(run_a.val_predictions)}; "
+                   "the dataset changed since they were trained.")
+        return
+    _agreement_metrics(compare.agreement_counts(pred_a=run_a.val_predictions, pred_b=run_b.val_predictions, truth=truth))
+    frame = compare.disagreement_frame(pred_a=run_a.val_predictions, pred_b=run_b.val_predictions, truth=truth,
+                                       classes=run_a.classes)
+    if frame.empty:
+        st.success("They agree on every validation image.")
+        return
+    kind = st.radio("Show", ["all", *compare.DISAGREEMENT_KINDS], key="compare_disagree_kind", horizontal=True)
+    if kind != "all":
+        frame = frame[frame["kind"] == kind]
+    gallery(val.images, frame, note=f"A = {labels[a]}, B = {labels[b]}")
+
+
+def _agreement_metrics(counts: dict[str, int]) -> None:
+    for col, (name, count) in zip(st.columns(len(counts)), counts.items()):
+        col.metric(name, count)
+
+
+def gallery(images, frame: pd.DataFrame, *, note: str) -> None:
+    """A grid of the images in ``frame["index"]`` captioned with the true class and both answers."""
+    if frame.empty:
+        st.info("No image in this group.")
+        return
+    st.caption(f"{len(frame)} images; showing {min(len(frame), GALLERY_MAX)}. {note}")
+    rows = list(frame.head(GALLERY_MAX).itertuples(index=False))
+    for start in range(0, len(rows), GALLERY_COLUMNS):
+        for col, row in zip(st.columns(GALLERY_COLUMNS), rows[start:start + GALLERY_COLUMNS]):
+            index, true, said_a, said_b = row[:4]
+            mark_a, mark_b = ("✓" if said == true else "✗" for said in (said_a, said_b))
+            col.image(images[index].permute(1, 2, 0).numpy(), width="stretch",
+                      caption=f"true {true} · A: {said_a} {mark_a} · B: {said_b} {mark_b}")
+
+
+# -- Compare: rename and delete ------------------------------------------------------------------
+
+def _rename(store: RunStore) -> None:
+    run_id, name = st.session_state["compare_manage_run"], st.session_state["compare_rename_text"].strip()
+    if not name:
+        st.session_state["compare_notice"] = ("warning", "Type a new name first.")
+        return
+    try:
+        store.rename(run_id, name)
+    except RunNotFound:
+        st.session_state["compare_notice"] = ("warning", f"Run #{run_id} no longer exists.")
+        return
+    st.session_state["compare_rename_text"] = ""
+    st.session_state["compare_notice"] = ("success", f"Run #{run_id} is now called “{name}”.")
+
+
+def _delete(store: RunStore) -> None:
+    run_id = st.session_state["compare_manage_run"]
+    st.session_state["compare_delete_confirm"] = False
+    try:
+        store.delete(run_id)
+    except (ValueError, RunNotFound) as exc:
+        st.session_state["compare_notice"] = ("warning", f"Run #{run_id} was not deleted: {exc}")
+        return
+    st.session_state["compare_runs"] = [i for i in st.session_state.get("compare_runs", []) if i != run_id]
+    st.session_state["compare_notice"] = ("success", f"Deleted run #{run_id} and its checkpoint.")
+
+
+def manage_section(store: RunStore, table: pd.DataFrame) -> None:
+    """Rename a run, or delete it (with its checkpoint) after ticking a confirmation."""
+    notice = st.session_state.pop("compare_notice", None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+    labels = {int(row.id): f"#{row.id} {row.name} ({row.status})" for row in table.itertuples()}
+    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="compare_manage_run")
+    left, right = st.columns(2)
+    with left:
+        st.text_input("New name", key="compare_rename_text", max_chars=80)
+        st.button("Rename", key="compare_rename", on_click=_rename, args=(store,), icon=":material/edit:")
+    with right:
+        sure = st.checkbox(f"Yes, delete run #{run_id}, its curves and its checkpoint", key="compare_delete_confirm")
+        st.button("Delete", key="compare_delete", on_click=_delete, args=(store,), disabled=not sure,
+                  type="primary", icon=":material/delete:")
+
+
+# -- Predict: models ------------------------------------------------------------------------------
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
+MAX_SIDE = 1280  # px: pictures are shrunk to this first (the models see 224 px at most; the screen less)
+MODELS_PER_ROW = 3
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the Predict page can use: a run's checkpoint (``run:<id>``) or ImageNet weights (``imagenet:<arch>``)."""
+
+    key: str
+    label: str
+    version: float  # checkpoint file mtime: a retrained/replaced file is a new cache entry
+
+
+def model_choices(store: RunStore) -> list[ModelChoice]:
+    """Runs with a saved checkpoint (newest first), then architectures whose ImageNet weights are cached."""
+    choices = []
+    for run in store.list():
+        path = Path(run.checkpoint) if run.checkpoint else None
+        if path is None or not path.is_file():
+            continue
+        acc = f", val {run.best_val_acc:.0%}" if run.best_val_acc is not None else ""
+        status = "" if run.status == "finished" else f", {run.status}"
+        label = f"{compare.run_label(run)} ({run.config.dataset}{acc}{status})"
+        choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime))
+    for arch, version in _pretrained_archs():
+        choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version))
+    return choices
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _pretrained_archs() -> list[tuple[str, float]]:
+    """Architectures whose ImageNet weights are in the torch cache, with the file's mtime (looked up once a minute)."""
+    from cnnviz.predict import imagenet_weights_file, pretrained_available
+
+    found = []
+    for arch in pretrained_available():
+        try:
+            found.append((arch, imagenet_weights_file(arch).stat().st_mtime))
+        except OSError:  # removed between the two looks
+            continue
+    return found
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def cached_model(key: str, version: float):
+    """``(model, payload)`` for a model choice, shared read-only by every session.
+
+    Sharing is safe because ``cnnviz.predict`` and ``cnnviz.explain`` take turns on
+    models (``MODEL_LOCK``) while Grad-CAM hooks are attached.
+    """
+    if key.startswith("run:"):
+        from cnnviz.runs import load_model
+
+        model, payload = load_model(int(key[4:]))
+    else:
+        from cnnviz.predict import load_pretrained
+
+        model, payload = load_pretrained(key.split(":", 1)[1])
+    model.requires_grad_(False)  # read-only; Grad-CAM needs gradients of activations, not of weights
+    return model, payload
+
+
+def pick_models(choices: Sequence[ModelChoice]) -> list[ModelChoice]:
+    """The multiselect of models (key ``predict_models``); defaults to the newest run."""
+    by_key = {c.key: c for c in choices}
+    if "predict_models" not in st.session_state:
+        st.session_state["predict_models"] = [choices[0].key] if choices else []
+    st.session_state["predict_models"] = [k for k in st.session_state["predict_models"] if k in by_key]
+    keys = st.multiselect("Models", list(by_key), format_func=lambda k: by_key[k].label, key="predict_models",
+                          placeholder="choose one or more trained runs")
+    return [by_key[k] for k in keys]
+
+
+def pretrained_note(choices: Sequence[ModelChoice]) -> None:
+    """Say whether ImageNet-pretrained models are offered, and how to get them when they are not."""
+    if any(c.key.startswith("imagenet:") for c in choices):
+        return
+    import torch
+
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    st.caption("No ImageNet-pretrained weights are in the torch cache, so only runs trained here are offered. "
+               "To add AlexNet, ResNet and VGG with their 1000 ImageNet classes, run `python -m cnnviz prefetch` "
+               f"where there is internet, or copy the weight files into `{folder}`.")
+
+
+# -- Predict: images --------------------------------------------------------------------------------
+
+def sample_names() -> list[str]:
+    """The sample pictures shipped in ``assets/samples``."""
+    from cnnviz.predict import EXTENSIONS
+
+    return sorted(p.name for p in SAMPLES_DIR.glob("*") if p.suffix.lower().lstrip(".") in EXTENSIONS)
+
+
+def image_inputs() -> list[tuple[str, bytes]]:
+    """Uploaded files, sample pictures and a camera shot, as ``(name, bytes)`` in that order."""
+    from cnnviz.predict import EXTENSIONS
+
+    uploads = st.file_uploader("Your pictures", type=list(EXTENSIONS), accept_multiple_files=True,
+                               key="predict_upload", help="jpg, png, webp, bmp, gif or tiff; several at once is fine")
+    samples = st.multiselect("...or sample pictures that ship with the app", sample_names(), key="predict_samples",
+                             placeholder="choose sample pictures")
+    images = [(f.name, f.getvalue()) for f in uploads or []]
+    images += [(name, (SAMPLES_DIR / name).read_bytes()) for name in samples]
+    # Behind a toggle so the browser does not ask for the camera every time the page opens.
+    if st.toggle("Take a picture with the camera", key="predict_use_camera"):
+        shot = st.camera_input("Camera", key="predict_camera")
+        if shot is not None:
+            images.append(("camera.jpg", shot.getvalue()))
+    return images
+
+
+# -- Predict: results ---------------------------------------------------------------------------------
+
+@dataclass
+class ModelAnswer:
+    """What one model says about one picture: top-k, the Grad-CAM overlay, or why it failed."""
+
+    label: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    overlay: Any = None  # PIL image
+    error: str | None = None
+
+
+def answer(*, label: str, model, payload: dict, image, topk: int) -> ModelAnswer:
+    """Top-k classes and a Grad-CAM overlay of ``image`` for one model (errors become ``error``, not exceptions)."""
+    from cnnviz.explain import gradcam, overlay
+    from cnnviz.predict import predict
+
+    try:
+        top = predict(model, payload, image, topk=topk)
+        heat = gradcam(model, payload, image)
+        return ModelAnswer(label, top=top, overlay=overlay(image, heat))
+    except Exception as exc:  # one model failing (e.g. a too-small input) must not hide the others
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ModelAnswer(label, error=f"{label} could not predict: {reason}")
+
+
+def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[ModelChoice],
+                   topk: int) -> list[tuple[str, Any, list[ModelAnswer] | str]]:
+    """For each ``(name, bytes)``: ``(name, picture, answers)``, or ``(name, None, warning)`` for an unusable file."""
+    from cnnviz.predict import ImageLoadError, load_image
+
+    loaded = {c.key: _load(c) for c in models}
+    results = []
+    for name, data in images:
+        try:
+            picture = load_image(data, name=name)
+        except ImageLoadError as exc:
+            results.append((name, None, str(exc)))
+            continue
+        picture = _display_copy(picture)
+        answers = [ModelAnswer(c.label, error=loaded[c.key]) if isinstance(loaded[c.key], str)
+                   else answer(label=c.label, model=loaded[c.key][0], payload=loaded[c.key][1], image=picture, topk=topk)
+                   for c in models]
+        results.append((name, picture, answers))
+    return results
+
+
+def _load(choice: ModelChoice):
+    """The cached ``(model, payload)``, or a one-line reason it cannot be loaded."""
+    try:
+        return cached_model(choice.key, choice.version)
+    except Exception as exc:  # a deleted or damaged checkpoint, weights gone from the cache
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{choice.label} could not be loaded: {reason}"
+
+
+def _display_copy(picture):
+    """A copy no bigger than the model or the screen needs (a 12 MP photo would slow Grad-CAM and the page)."""
+    picture = picture.copy()
+    picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    return picture
+
+
+def show_results(results: Sequence[tuple[str, Any, Any]]) -> None:
+    """One block per picture: the picture, then each model's Grad-CAM and top-k bars side by side."""
+    for name, picture, answers in results:
+        if picture is None:
+            st.warning(answers, icon=":material/broken_image:")
+            continue
+        st.markdown(f"##### {name}")
+        per_row = min(len(answers), MODELS_PER_ROW)
+        for start in range(0, len(answers), per_row):
+            cols = st.columns(per_row + 1, gap="medium")
+            if start == 0:
+                cols[0].image(picture, caption="your picture", width="stretch")
+            for col, ans in zip(cols[1:], answers[start:start + per_row]):
+                with col:
+                    _show_answer(ans)
+        st.divider()
+
+
+def _show_answer(ans: ModelAnswer) -> None:
+    st.markdown(f"**{ans.label}**")
+    if ans.error:
+        st.error(ans.error)
+        return
+    best, prob = ans.top[0]
+    st.image(ans.overlay, caption=f"says {best} ({prob:.0%}); Grad-CAM: red = what drove “{best}”", width="stretch")
+    # The chart's height includes its axis and title (autosize "fit"): leave ~22 px per bar above them.
+    st.altair_chart(charts.topk_bars(ans.top, height=70 + 22 * len(ans.top)), width="stretch")

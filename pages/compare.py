@@ -1,0 +1,39 @@
+"""Compare runs: the table of every run, curves overlaid, accuracy against cost,
+confusion matrices side by side and the images where two runs disagree."""
+
+import streamlit as st
+
+from cnnviz.ui import runs_view as view
+
+st.title("Compare runs")
+st.caption("Every run trained here, side by side: which architecture learns fastest per epoch and per minute, "
+           "what its accuracy costs, which classes it confuses, and which pictures two models disagree on.")
+store = view.open_store()
+runs = store.list()
+if not runs:
+    view.link_to_train("No runs yet. Train a model first (a `shapes` run takes about a minute), then come back "
+                       "to compare it with others.")
+    st.stop()
+
+table = view.load_table(store, runs)
+shown = view.filtered_table(table)
+
+st.subheader("Compare chosen runs")
+chosen_ids = view.pick_runs(table, shown)
+by_id = {run.id: run for run in runs}
+chosen = [by_id[i] for i in chosen_ids]
+if not chosen:
+    st.info("Choose one or more runs above to draw their curves and matrices.")
+else:
+    curves, cost, confusion, disagree = st.tabs(["Curves", "Accuracy vs cost", "Confusion matrices", "Where they disagree"])
+    with curves:
+        view.curves_section(store, chosen)
+    with cost:
+        view.cost_section(table[table["id"].isin(chosen_ids)])
+    with confusion:
+        view.confusion_section(chosen)
+    with disagree:
+        view.disagreement_section(chosen)
+
+with st.expander("Rename or delete a run", icon=":material/edit:"):
+    view.manage_section(store, table)

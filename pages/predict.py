@@ -1,0 +1,32 @@
+"""Predict: what do the trained models say about a picture, and where do they look (Grad-CAM)?"""
+
+import streamlit as st
+
+from cnnviz.ui import runs_view as view
+
+st.title("Predict")
+st.caption("Give the models a picture: each one lists its most likely classes and a Grad-CAM heat map shows "
+           "which part of the picture drove its top answer.")
+store = view.open_store()
+with st.spinner("Looking for trained models..."):  # the first look imports torch: a few seconds
+    choices = view.model_choices(store)
+if not choices:
+    view.link_to_train("No trained model yet: train a run first (a `shapes` run takes about a minute), "
+                       "then come back to try it on pictures.")
+    view.pretrained_note(choices)
+    st.stop()
+
+models = view.pick_models(choices)
+view.pretrained_note(choices)
+topk = st.slider("Classes to list (top-k)", 1, 10, 5, key="predict_topk")
+images = view.image_inputs()
+if not models:
+    st.info("Choose at least one model above.")
+    st.stop()
+if not images:
+    st.info("Upload pictures, choose sample pictures, or take one with the camera.")
+    st.stop()
+
+with st.spinner("Predicting..."):
+    results = view.analyse_images(images=images, models=models, topk=topk)
+view.show_results(results)

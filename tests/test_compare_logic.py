@@ -1,0 +1,160 @@
+"""The Compare page's pure logic: runs table, filters, curves, cost and disagreement frames."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from cnnviz import compare
+from cnnviz.training.config import TrainConfig
+
+
+def _run(run_id: int, *, name: str = "", status: str = "finished", preds=None, classes=("a", "b", "c"), **config):
+    """A stand-in with the fields of cnnviz.runs.Run that the compare logic reads."""
+    return SimpleNamespace(
+        id=run_id, name=name, config=TrainConfig(**config), status=status, message=None,
+        created_at=1_700_000_000.0 + run_id, started_at=None, finished_at=None, train_seconds=12.5 * run_id,
+        params=1000 * run_id, flops=10_000 * run_id, classes=list(classes), best_val_acc=0.5 + run_id / 100,
+        best_epoch=2, confusion=[[2, 0, 0], [1, 1, 0], [0, 0, 2]], per_class_acc=[1.0, 0.5, 1.0],
+        checkpoint=None, val_predictions=preds,
+    )
+
+
+@pytest.fixture
+def runs():
+    return [
+        _run(1, arch="alexnet_cifar", dataset="shapes", mode="scratch"),
+        _run(2, name="my resnet", arch="resnet18", dataset="cifar100", labels="coarse", mode="finetune", init="imagenet"),
+        _run(3, arch="alexnet_cifar", options={"residual_1": True, "lrn": False}, dataset="shapes", status="failed"),
+        _run(4, arch="resnet18", dataset="shapes", mode="probe", probe_layer="layer3", status="running"),
+    ]
+
+
+def test_runs_table_has_every_column_newest_first(runs):
+    table = compare.runs_table(runs=runs, epochs_done={4: 1})
+    assert list(table.columns) == list(compare.TABLE_COLUMNS)
+    assert table["id"].tolist() == [4, 3, 2, 1]
+    by_id = table.set_index("id")
+    assert by_id.loc[2, "name"] == "my resnet"
+    assert by_id.loc[1, "name"] == "alexnet_cifar scratch"  # unnamed runs are described
+    assert by_id.loc[2, "dataset"] == "cifar100 (coarse)"
+    assert by_id.loc[4, "mode"] == "probe @layer3"
+    assert by_id.loc[3, "options"] == "no lrn, residual_1"
+    assert by_id.loc[4, "epochs"] == 1 and by_id.loc[1, "epochs"] == 3
+    assert by_id.loc[3, "params"] == 3000 and by_id.loc[3, "time (s)"] == pytest.approx(37.5)
+
+
+def test_empty_table_keeps_its_columns():
+    table = compare.runs_table(runs=[])
+    assert table.empty and list(table.columns) == list(compare.TABLE_COLUMNS)
+    assert compare.filter_runs(table, text="resnet").empty
+    assert compare.filter_choices(table) == {"architecture": [], "dataset": [], "mode": [], "status": []}
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, [4, 3, 2, 1]),
+        ({"architectures": ["resnet18"]}, [4, 2]),
+        ({"datasets": ["shapes"], "statuses": ["finished"]}, [1]),
+        ({"modes": ["finetune", "scratch"]}, [3, 2, 1]),
+        ({"text": "RESNET imagenet"}, [2]),
+        ({"text": "residual"}, [3]),
+        ({"text": "#3"}, [3]),
+        ({"text": "nothing-like-this"}, []),
+    ],
+)
+def test_filter_runs(runs, filters, expected):
+    table = compare.runs_table(runs=runs)
+    assert compare.filter_runs(table, **filters)["id"].tolist() == expected
+
+
+def test_filter_choices_and_csv(runs):
+    table = compare.runs_table(runs=runs)
+    choices = compare.filter_choices(table)
+    assert choices["architecture"] == ["alexnet_cifar", "resnet18"]
+    assert choices["status"] == ["failed", "finished", "running"]
+    text = compare.table_csv(table)
+    assert text.splitlines()[0].startswith("id,name,architecture,dataset,mode,status")
+    assert len(text.strip().splitlines()) == 5
+
+
+def test_epochs_frame_feeds_the_curves_chart():
+    from cnnviz import charts
+
+    epochs = [
+        {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7, "seconds": 3.0,
+         "grad_norms": {"conv1": 0.1}},
+        {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 0.9, "val_acc": None, "seconds": 2.0,
+         "grad_norms": {"conv1": 0.2}},
+    ]
+    frame = compare.epochs_frame(epochs_by_run={"#1 x": epochs, "#2 y": epochs[:1], "#3 empty": []})
+    assert set(frame["run"]) == {"#1 x", "#2 y"} and "grad_norms" not in frame.columns
+    assert frame[frame.run == "#1 x"]["epoch"].tolist() == [1, 2]
+    long = charts.curves_frame(frame, metric="acc")
+    val = long[(long.run == "#1 x") & (long.split == "val")]
+    assert val["epoch"].tolist() == [2] and val["wall"].tolist() == [5.0]  # a missing value is not drawn as 0
+    for label, x in compare.CURVE_AXES.items():
+        charts.curves(frame, metric="loss", x=x).to_dict()
+    assert compare.epochs_frame(epochs_by_run={}).empty
+
+
+def test_cost_frame_leaves_out_runs_without_accuracy(runs):
+    from cnnviz import charts
+
+    runs[3].best_val_acc = None
+    frame = compare.cost_frame(compare.runs_table(runs=runs))
+    assert sorted(frame["run"].str.split().str[0]) == ["#1", "#2", "#3"]
+    for cost in compare.COST_AXES.values():
+        assert frame[cost].notna().all()
+        charts.cost_scatter(frame, cost=cost).to_dict()
+
+
+def test_same_validation_set_explains_why_not():
+    a = _run(1, preds=[0, 1, 2, 0])
+    assert compare.same_validation_set(a, _run(2, arch="resnet18", mode="finetune", preds=[0, 0, 2, 1])) == (True, "")
+    cases = {
+        "dataset": _run(2, dataset="cifar10", preds=[0, 1, 2, 0]),
+        "seed": _run(2, seed=1, preds=[0, 1, 2, 0]),
+        "validation images per class": _run(2, val_subset=10, preds=[0, 1, 2, 0]),
+        "validation split": _run(2, val_split="random", preds=[0, 1, 2, 0]),
+        "sizes": _run(2, preds=[0, 1, 2]),
+        "class lists": _run(2, preds=[0, 1, 2, 0], classes=("x", "y", "z")),
+        "no saved per-image validation predictions": _run(2, preds=None),
+    }
+    for words, other in cases.items():
+        ok, reason = compare.same_validation_set(a, other)
+        assert not ok and words in reason, (words, reason)
+
+
+def test_first_comparable_pair():
+    runs = [_run(1, dataset="cifar10", preds=[0, 1]), _run(2, preds=[0, 1]), _run(3, preds=None), _run(4, preds=[1, 1])]
+    assert compare.first_comparable_pair(runs) == (1, 3)
+    assert compare.first_comparable_pair(runs[:3]) == (0, 1)  # nothing comparable: the first two
+
+
+def test_disagreements_and_counts():
+    truth = [0, 1, 2, 0, 1, 2]
+    pred_a = [0, 1, 0, 1, 2, 2]
+    pred_b = [0, 2, 2, 1, 0, 2]
+    frame = compare.disagreement_frame(pred_a=pred_a, pred_b=pred_b, truth=truth, classes=["a", "b", "c"])
+    assert frame["index"].tolist() == [1, 2, 4]
+    assert frame["kind"].tolist() == ["only A right", "only B right", "both wrong, differently"]
+    assert frame.iloc[0][["true", "A says", "B says"]].tolist() == ["b", "b", "c"]
+    counts = compare.agreement_counts(pred_a=pred_a, pred_b=pred_b, truth=truth)
+    assert counts == {"both right": 2, "only A right": 1, "only B right": 1, "both wrong, same answer": 1,
+                      "both wrong, differently": 1}
+    assert sum(counts.values()) == len(truth)
+
+
+def test_compare_module_is_streamlit_free():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(compare.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not any(name.startswith("streamlit") for name in imported)
+    assert isinstance(compare.runs_table(runs=[]), pd.DataFrame)
