@@ -1,0 +1,158 @@
+"""Sensible starting hyperparameters per architecture, dataset and mode, and the epoch-time estimate.
+
+Pure functions (no torch at import time, no Streamlit): the Train page shows
+these defaults and says why; a teacher can read every choice here in one pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# Epochs that finish in a few minutes on a laptop CPU; the course runs used 10-25.
+EPOCHS = {"shapes": 3, "hymenoptera": 5, "cifar10": 3, "cifar100": 3, "folder": 5}
+# Images per class, so a class of thirty laptops finishes in minutes (CIFAR-10 has 5,000 per
+# class, shapes 300; 0 in the form uses them all).
+SUBSET = {"shapes": 100, "cifar10": 1000, "cifar100": 100}
+# Validation images per class: all 10,000 CIFAR test images every epoch would cost more than training.
+VAL_SUBSET = {"shapes": 50, "cifar10": 200, "cifar100": 20}
+PRETRAINED_MODES = ("finetune", "freeze", "probe")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Default hyperparameters for one (architecture, dataset, mode) and the reasons for them."""
+
+    values: dict[str, Any]
+    why: list[str] = field(default_factory=list)
+
+
+def default_image_size(*, default_size: int, min_size: int, native_size: int | None, pretrained: bool) -> int:
+    """The input size to train at: the dataset's own size when the architecture can take it.
+
+    Upscaling 32 px CIFAR to 224 px (as the course's fine-tuning runs do) costs
+    ~50x the compute; on a CPU we upscale only as far as the architecture needs,
+    and to 64 px for ImageNet features, which lose too much at 32 px.
+    """
+    if not native_size:
+        return default_size
+    size = max(native_size, min_size)
+    if pretrained and default_size >= 224:
+        size = max(size, 64)
+    # An architecture shaped for small inputs (alexnet_cifar) stays small on big photos.
+    return max(min(size, default_size), min_size)
+
+
+def recipe(*, arch: str, dataset: str, mode: str, default_size: int = 224, min_size: int = 32,
+           native_size: int | None = None, num_classes: int | None = None) -> Recipe:
+    """Starting hyperparameters for training ``arch`` on ``dataset`` in ``mode``, with the reasons."""
+    pretrained = mode in PRETRAINED_MODES
+    why: list[str] = []
+    values: dict[str, Any] = {
+        "epochs": EPOCHS.get(dataset, 5), "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
+        "weight_decay": 5e-4, "scheduler": "none", "augment": "none", "label_smoothing": 0.0, "loss": "ce",
+        "subset": SUBSET.get(dataset), "val_subset": VAL_SUBSET.get(dataset), "seed": 0, "val_split": "official",
+    }
+    values["image_size"] = default_image_size(default_size=default_size, min_size=min_size,
+                                              native_size=native_size, pretrained=pretrained)
+    if mode == "scratch":
+        values["lr"] = 0.01
+        why.append("from scratch: SGD lr 0.01, momentum 0.9, weight decay 5e-4 (AlexNet paper's optimiser)")
+        if dataset.startswith("cifar"):
+            values["augment"] = "cifar"
+            why.append("CIFAR from scratch: random crops and flips fight overfitting")
+        elif dataset in ("hymenoptera", "folder"):
+            values["augment"] = "alexnet" if arch.startswith("alex") else "standard"
+            why.append("photos from scratch: crop/flip augmentation (PCA colour noise for AlexNet)")
+        if arch.startswith("alex") and values["epochs"] >= 5:
+            values["scheduler"] = "plateau"
+            why.append("AlexNet divided its learning rate by 10 when validation stopped improving")
+    elif mode == "probe":
+        values.update(lr=0.01, weight_decay=0.0, epochs=max(values["epochs"], 10), augment="none")
+        why.append("linear probe: a convex problem on fixed features, so more epochs are cheap and no augmentation")
+    else:
+        values["lr"] = 0.001
+        why.append(f"{'fine-tuning' if mode == 'finetune' else 'frozen backbone'}: lr 0.001 as in the "
+                   "PyTorch transfer-learning tutorial, small enough not to wreck pretrained features")
+        if dataset in ("hymenoptera", "folder"):
+            values["augment"] = "standard"
+    if values["image_size"] >= 160:
+        values["batch_size"] = 32
+        why.append("large inputs: batch 32 keeps memory modest")
+    elif dataset.startswith("cifar") and values["image_size"] <= 64:
+        values["batch_size"] = 128
+    if values["subset"]:
+        why.append(f"{values['subset']} training and {values['val_subset']} validation images per class so an epoch "
+                   "takes minutes (0 uses them all)")
+    if num_classes == 2:
+        why.append("two classes: cross-entropy; try binary cross-entropy (BCE) to compare")
+    return Recipe(values=values, why=why)
+
+
+# How many forward passes' worth of compute one training image costs: the backward pass
+# is about twice the forward (Kaplan et al. 2020); a frozen backbone skips most of it.
+TRAIN_COST = {"scratch": 3.0, "finetune": 3.0, "freeze": 1.1, "probe": 1.05}
+
+
+def features_cached(*, mode: str, augment: str) -> bool:
+    """Whether the trainer computes the frozen features once and trains the head on them afterwards."""
+    return mode in ("freeze", "probe") and augment == "none"
+
+
+def estimate_epoch_seconds(*, flops_per_image: int, train_images: int, val_images: int,
+                           flops_per_second: float, mode: str = "scratch") -> float:
+    """Seconds for one epoch (training plus validation) from FLOPs and a measured device throughput.
+
+    With cached features (see ``features_cached``) this is the first epoch; later ones take moments.
+    """
+    if flops_per_second <= 0:
+        raise ValueError("flops_per_second must be positive")
+    work = flops_per_image * (TRAIN_COST.get(mode, 3.0) * train_images + val_images)
+    return work / flops_per_second
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s`` or ``1 h 12 min``: how long something takes, for people."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        minutes, secs = divmod(int(round(seconds)), 60)
+        return f"{minutes} min {secs} s" if secs and minutes < 10 else f"{minutes} min"
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours} h {rest // 60} min"
+
+
+MEASURE_FLOPS = 2e10  # work of the timed step: about a second on a laptop CPU, a blink on a GPU
+
+
+def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None = None,
+                             batch: int | None = None, device: str = "auto") -> float:
+    """Time one training step (forward + backward) of ``arch`` on random images; FLOP/s achieved.
+
+    The batch is sized so the step does about ``MEASURE_FLOPS`` of work (4 to 64
+    images): small batches under-use the device, big ones make the page wait.
+    One warm-up step first, so lazy initialisation is not counted.
+    """
+    import torch  # lazy: this module is imported by pages that must stay torch-free
+
+    from cnnviz.device import pick_device
+    from cnnviz.inspect import model_cost
+    from cnnviz.models import get_model
+
+    dev = pick_device(device)
+    _, flops = model_cost(arch, options=options, num_classes=10, image_size=image_size)
+    batch = batch or int(min(64, max(4, MEASURE_FLOPS // max(TRAIN_COST["scratch"] * flops, 1))))
+    model = get_model(arch, num_classes=10, options=options).to(dev).train()
+    images = torch.randn(batch, 3, image_size, image_size, device=dev)
+    labels = torch.zeros(batch, dtype=torch.long, device=dev)
+    timings = []
+    for _ in range(2):
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        loss.backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - start)
+    return TRAIN_COST["scratch"] * flops * batch / max(timings[-1], 1e-6)

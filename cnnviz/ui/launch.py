@@ -1,0 +1,49 @@
+"""Launching a run from the Train page, guarded so a rerun or a double click never starts it twice."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from cnnviz.runs import RunNotFound, RunStore
+from cnnviz.training.jobs import get_manager
+from cnnviz.ui import cached, state
+from cnnviz.ui.logic import build_train_config, images_for_estimate
+
+
+def launch(options: dict, data) -> None:
+    """Build the config from the widgets, submit it, attach the page to the new run and rerun."""
+    try:
+        config = build_train_config(st.session_state, options=options)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    problem = cached.input_size_problem(config.arch, config.image_size, config.options)
+    if problem:
+        st.error(problem)
+        return
+    launched = st.session_state.setdefault(state.LAUNCHED, {})
+    previous = launched.get(config.to_json())
+    if previous is not None and _still_active(previous):
+        st.info(f"This exact run is already {RunStore().get(previous).status} (run {previous}); showing it.")
+        state.attach(previous)
+        st.rerun()
+    try:
+        run_id = get_manager().submit(config, name=config.name or None)
+    except ValueError as exc:  # e.g. a device that is not there
+        st.error(str(exc))
+        return
+    launched[config.to_json()] = run_id
+    n_train, _ = images_for_estimate(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
+                                     subset=config.subset)
+    st.session_state.setdefault("train_expected_batches", {})[run_id] = math.ceil(n_train / config.batch_size)
+    state.attach(run_id)
+    st.rerun()
+
+
+def _still_active(run_id: int) -> bool:
+    try:
+        return RunStore().get(run_id).active
+    except RunNotFound:
+        return False

@@ -1,0 +1,216 @@
+"""Plain-Python logic behind the pages (no Streamlit import): tested without a browser."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from cnnviz.recipes import format_seconds
+from cnnviz.runs.store import ACTIVE, STATUSES
+
+
+def parse_run_id(value) -> int | None:
+    """A run id from a query parameter or session value; None when absent or not a positive integer."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        run_id = int(str(value).strip())
+    except ValueError:
+        return None
+    return run_id if run_id > 0 else None
+
+
+def signed_delta(value: int | float | None, reference: int | float | None, fmt) -> str | None:
+    """``+12.3 K vs default`` (None when equal or unknown), for st.metric's delta."""
+    if value is None or reference is None or value == reference:
+        return None
+    diff = value - reference
+    return f"{'+' if diff > 0 else '-'}{fmt(abs(diff))} vs default"
+
+
+def options_key(options: dict) -> tuple:
+    """A hashable, order-free form of an options dict (a cache key)."""
+    return tuple(sorted(options.items()))
+
+
+# -- a run's progress, for the live panel ---------------------------------------------------
+
+TERMINAL = tuple(s for s in STATUSES if s not in ACTIVE)  # finished, stopped, diverged, failed, interrupted
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the progress bar shows: a fraction in [0, 1] and one line of text."""
+
+    fraction: float
+    text: str
+    eta_seconds: float | None = None
+
+
+def batches_per_epoch(batch_rows: list[dict]) -> int | None:
+    """Batches in one epoch, known once the first epoch has finished (its step count)."""
+    epochs = [r.get("epoch") for r in batch_rows if r.get("epoch") is not None]
+    if not epochs:
+        return None
+    first = min(epochs)
+    if max(epochs) == first:
+        return None  # still inside the first epoch
+    return sum(1 for e in epochs if e == first)
+
+
+def run_progress(*, status: str, epochs_total: int, epoch_rows: list[dict], batch_rows: list[dict],
+                 started_at: float | None, now: float, queue_position: int | None = None,
+                 expected_batches: int | None = None, stopping: bool = False, message: str | None = None) -> Progress:
+    """Progress fraction, ETA and the line of text under the progress bar, from what the store holds.
+
+    ``expected_batches`` (batches per epoch, if the page knows the dataset size)
+    lets the bar move inside the first epoch; later epochs use the measured count.
+    """
+    if status == "queued":
+        if queue_position and queue_position > 1:
+            return Progress(0.0, f"Queued: position {queue_position} in line; the device is busy with other runs.")
+        if queue_position == 1:
+            return Progress(0.0, "Queued: next in line; starts when the run on the device finishes.")
+        return Progress(0.0, "Queued: starting...")
+    done = len(epoch_rows)
+    if status in TERMINAL:
+        return Progress(1.0 if status == "finished" else min(1.0, done / max(epochs_total, 1)),
+                        f"{status.capitalize()} after {done} of {epochs_total} epochs.")
+    per_epoch = batches_per_epoch(batch_rows) or expected_batches
+    current = done + 1
+    in_epoch = sum(1 for r in batch_rows if r.get("epoch") == current)
+    if not batch_rows and not done:  # the trainer's own words (e.g. "decoding images") say more
+        return Progress(0.0, (message[:1].upper() + message[1:] + "...") if message else "Preparing the data and the model...")
+    within = min(in_epoch / per_epoch, 1.0) if per_epoch else 0.0
+    fraction = min((done + within) / max(epochs_total, 1), 1.0)
+    batch_text = f"batch {in_epoch} of {per_epoch}" if per_epoch else f"batch {in_epoch}"
+    text = f"Epoch {min(current, epochs_total)} of {epochs_total}, {batch_text}"
+    eta = None
+    if started_at is not None and fraction > 0.02:
+        elapsed = max(now - started_at, 0.0)
+        eta = elapsed * (1 - fraction) / fraction
+        text += f"; about {format_seconds(eta)} left"
+    if stopping:
+        text = "Stopping after this batch... " + text
+    return Progress(fraction, text + ".", eta)
+
+
+def status_message(status: str, message: str | None = None) -> tuple[str, str]:
+    """(level, text) telling a student what a run's end status means and what to do; level is an st.* alert name."""
+    detail = f" ({message})" if message else ""
+    if status == "finished":
+        return "success", "Finished." + detail
+    if status == "stopped":
+        return "warning", "Stopped. The best epoch so far is kept and can be used like any finished run." + detail
+    if status == "diverged":
+        return "error", ("The loss diverged (it became NaN or exploded), so training stopped: lower the learning "
+                         "rate (try a tenth of it) and launch again." + detail)
+    if status == "interrupted":
+        return "warning", ("Interrupted: the app stopped while this run was training. Its finished epochs are kept; "
+                           "launch it again to train it fully." + detail)
+    if status == "failed":
+        return "error", "Training failed: " + (message or "no message was recorded.")
+    return "info", f"{status.capitalize()}." + detail
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+class UploadError(ValueError):
+    """An uploaded file that cannot be used; the message says why in one line."""
+
+
+def save_upload(data: bytes, *, folder: Path, filename: str = "", kind: str = "zip") -> Path:
+    """Store uploaded bytes under ``folder`` by content hash (re-uploads reuse the file); returns the path.
+
+    ``kind="zip"`` checks the bytes really are a .zip archive (what is inside is
+    checked by ``cnnviz.data`` when the dataset loads); ``kind="weights"`` keeps
+    the bytes for ``torch.load(weights_only=True)`` to judge.
+    """
+    name = filename or "the uploaded file"
+    if not data:
+        raise UploadError(f"{name} is empty.")
+    if kind == "zip" and not zipfile.is_zipfile(io.BytesIO(data)):
+        raise UploadError(f"{name} is not a .zip archive. Zip a folder that holds one sub-folder per class "
+                          "(e.g. ants/ and bees/, each with its pictures) and upload that.")
+    suffix = ".zip" if kind == "zip" else (Path(filename).suffix.lower() or ".pth")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a half-written upload never looks complete
+    return path
+
+
+# -- the one function that turns the Train page's widgets into a TrainConfig ------------------
+
+def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]):
+    """A ``TrainConfig`` from the Train page's widget values (``train_*`` keys); ValueError says what is missing."""
+    from cnnviz.training.config import TrainConfig  # lazy: keeps the sidebar torch-free
+
+    get = values.get
+    dataset = get("train_dataset", "shapes")
+    mode = get("train_mode", "scratch")
+    init_kind = "none" if mode == "scratch" else get("train_init", "none")
+    if init_kind == "imagenet":
+        init = "imagenet"
+    elif init_kind == "run":
+        if get("train_init_run") is None:
+            raise ValueError("Choose the earlier run to start from (or another initialisation).")
+        init = f"run:{int(get('train_init_run'))}"
+    elif init_kind == "file":
+        if not get("train_weights_path"):
+            raise ValueError("Upload a weights file first (or choose another initialisation).")
+        init = str(get("train_weights_path"))
+    else:
+        init = "none"
+    data_path = get("train_upload_path") if dataset == "folder" else None
+    if dataset == "folder" and not data_path:
+        raise ValueError("Upload a .zip of class folders first.")
+    subset, val_subset = get("train_subset"), get("train_val_subset")
+    return TrainConfig(
+        arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
+        labels=get("train_labels", "fine") if dataset == "cifar100" else "fine",
+        mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init,
+        epochs=int(get("train_epochs", 3)), batch_size=int(get("train_batch_size", 64)), lr=float(get("train_lr", 0.01)),
+        optimizer=get("train_optimizer", "sgd"), momentum=float(get("train_momentum", 0.9)),
+        weight_decay=float(get("train_weight_decay", 5e-4)), scheduler=get("train_scheduler", "none"),
+        step_size=int(get("train_step_size", 7)), label_smoothing=float(get("train_label_smoothing", 0.0)),
+        loss=get("train_loss", "ce"), augment=get("train_augment", "none"),
+        image_size=int(get("train_image_size")) if get("train_image_size") else None,
+        subset=int(subset) if subset else None, val_subset=int(val_subset) if val_subset else None,
+        precision=get("train_precision", "auto"), val_split=get("train_val_split", "official"),
+        seed=int(get("train_seed", 0)), track_grad_norms=bool(get("train_grad_norms", False)),
+        name=(get("train_name") or "").strip(),
+    )
+
+
+def images_for_estimate(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None = None,
+                        val_subset: int | None = None) -> tuple[int, int]:
+    """(training images, validation images) one epoch sees, with ``subset``/``val_subset`` images per class."""
+    def total(counts: dict[str, int], per_class: int | None) -> int:
+        return sum(min(c, per_class) if per_class else c for c in counts.values())
+
+    return total(train_counts, subset), total(val_counts, val_subset)
+
+
+# -- confusion matrix cells -> the validation images behind them ------------------------------
+
+def confusion_cells(matrix: list[list[int]], classes: list[str]) -> list[tuple[int, int]]:
+    """Non-empty (true, predicted) cells, mistakes first (largest first), then correct cells."""
+    cells = [(t, p) for t, row in enumerate(matrix) for p, n in enumerate(row) if n]
+    return sorted(cells, key=lambda c: (c[0] == c[1], -matrix[c[0]][c[1]], c))
+
+
+def cell_indices(labels: list[int], predictions: list[int], *, true: int, predicted: int) -> list[int]:
+    """Indices of validation images of class ``true`` that the model called ``predicted``."""
+    return [i for i, (t, p) in enumerate(zip(labels, predictions)) if t == true and p == predicted]
+
+
+def misclassified(labels: list[int], predictions: list[int]) -> list[int]:
+    """Indices of validation images the model got wrong."""
+    return [i for i, (t, p) in enumerate(zip(labels, predictions)) if t != p]

@@ -1,0 +1,85 @@
+"""The app's pages: one list that the router registers and the Home page links to."""
+
+from __future__ import annotations
+
+import runpy
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """One page of the app: its file, title, icon and the one line Home shows about it."""
+
+    path: str
+    title: str
+    icon: str
+    blurb: str
+    default: bool = False
+
+
+PAGES = (
+    PageInfo("pages/home.py", "Home", ":material/home:", "What the app is for and where to start.", default=True),
+    PageInfo("pages/architectures.py", "Architectures", ":material/account_tree:",
+             "Build a network, toggle residual and SE blocks, see its layers, parameters and FLOPs."),
+    PageInfo("pages/train.py", "Train", ":material/model_training:",
+             "Train on shapes, ants vs bees, CIFAR or your own pictures, with live curves."),
+    PageInfo("pages/compare.py", "Compare", ":material/compare_arrows:",
+             "Overlay the curves of several runs; accuracy against time, parameters and FLOPs."),
+    PageInfo("pages/predict.py", "Predict", ":material/image_search:",
+             "Upload a photo and see what each trained model thinks, with a Grad-CAM heat map."),
+    PageInfo("pages/experiments.py", "Experiments", ":material/science:",
+             "Redo the course comparisons (AlexNet vs ResNet, probes, AlexSE...) in a few clicks."),
+    PageInfo("pages/learn.py", "Learn", ":material/school:",
+             "Why residuals work, what SE blocks do, and AlexNet's own ingredients."),
+)
+
+
+def _missing_page(info: PageInfo):
+    """A stand-in page for a page file that is not there, so the rest of the app keeps working."""
+
+    def missing() -> None:
+        st.title(info.title)
+        st.error(f"This page's file `{info.path}` is missing from the installation; the other pages still work.")
+
+    missing.__name__ = Path(info.path).stem
+    return missing
+
+
+def build_pages() -> list:
+    """``st.Page`` objects for every page, in menu order."""
+    pages = []
+    for info in PAGES:
+        target = info.path if (ROOT / info.path).is_file() else _missing_page(info)
+        pages.append(st.Page(target, title=info.title, icon=info.icon, default=info.default,
+                             url_path=None if info.default else Path(info.path).stem))
+    return pages
+
+
+def page_link(info: PageInfo, **kwargs) -> None:
+    """``st.page_link`` to ``info``'s page (plain text when its file is missing)."""
+    if (ROOT / info.path).is_file():
+        st.page_link(info.path, label=info.title, icon=info.icon, **kwargs)
+    else:
+        st.markdown(f"**{info.title}** (not installed)")
+
+
+def require_router() -> None:
+    """Make sure this page runs inside app.py's ``st.navigation``; call it first in every page.
+
+    Streamlit treats a ``pages/`` folder next to the entry file as a legacy
+    multipage app until the first ``st.navigation`` call in the process (and
+    AppTest on every run). So the first visit after a server start that opens a
+    deep link (``/train?run=3``) would run the page file alone: no router, no
+    sidebar, the wrong menu. Then this runs app.py, which routes back to this
+    page properly, and ends the outer run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+        st.stop()

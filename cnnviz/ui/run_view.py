@@ -1,0 +1,220 @@
+"""The run half of the Train page: the live panel while a run trains, the results once it ends.
+
+Everything drawn here is read from the run store, so a rerun, another tab or a
+restart shows the same thing; the live panel is a fragment that polls the
+store every second and reruns the whole page once the run has ended.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+import pandas as pd
+import streamlit as st
+
+from cnnviz import charts
+from cnnviz.runs import RunNotFound, RunStore
+from cnnviz.training.jobs import get_manager
+from cnnviz.ui import state
+from cnnviz.ui.logic import (TERMINAL, cell_indices, confusion_cells, misclassified, run_progress,
+                             status_message)
+
+POLL_SECONDS = 1.0
+GALLERY = 24  # misclassified images shown at most
+
+
+def show_run(run_id: int) -> bool:
+    """The attached run: live while it trains, results when it has ended. False if there is no such run."""
+    store = RunStore()
+    try:
+        run = store.get(run_id)
+    except RunNotFound:
+        st.warning(f"Run {run_id} is not in the run store (deleted?). Set up a new run below.")
+        state.detach()
+        return False
+    head, new = st.columns([5, 1])
+    head.subheader(f"Run {run.id}" + (f": {run.name}" if run.name else ""))
+    head.caption(describe(run.config))
+    if new.button("New run", key="train_detach", help="Stop watching this run (it carries on) and set up another."):
+        state.detach()
+        st.rerun()
+    if run.status in TERMINAL and new.button("Train again...", key="train_again",
+                                             help="Fill the form with this run's settings to change one and rerun."):
+        state.prefill_train_form(run.config)
+        state.detach()
+        st.rerun()
+    if run.status in TERMINAL:
+        show_results(run, store)
+    else:
+        live_panel(run_id)
+    return True
+
+
+def describe(config) -> str:
+    """``AlexNet (CIFAR) [se_2] - scratch on shapes - 3 epochs, lr 0.01``: only options that differ from the defaults."""
+    from cnnviz.models import get_spec
+
+    spec = get_spec(config.arch)
+    defaults = spec.defaults()
+    changed = [k if v is True else f"{k}={v}" for k, v in config.options.items() if defaults.get(k) != v]
+    probe = f" at {config.probe_layer}" if config.mode == "probe" else ""
+    init = "" if config.init == "none" else f" from {config.init}"
+    return (f"{spec.label}{' [' + ', '.join(changed) + ']' if changed else ''} · {config.mode}{probe}{init} on "
+            f"{config.dataset} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
+            f"{config.image_size or spec.default_size} px")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live_panel(run_id: int) -> None:
+    """Progress, curves and the epoch table of a queued or running run, redrawn every second."""
+    store, manager = RunStore(), get_manager()
+    run = store.get(run_id)
+    if run.status in TERMINAL:
+        st.rerun(scope="app")  # draw the results once, then stop polling
+    job = manager.status(run_id)
+    epochs, batches = store.epochs(run_id), store.batches(run_id)
+    progress = run_progress(status=run.status, epochs_total=run.config.epochs, epoch_rows=epochs, batch_rows=batches,
+                            started_at=run.started_at, now=time.time(), queue_position=job.queue_position,
+                            expected_batches=st.session_state.get("train_expected_batches", {}).get(run_id),
+                            stopping=job.stopping, message=run.message)
+    bar, stop = st.columns([5, 1])
+    bar.progress(progress.fraction, text=progress.text)
+    if stop.button("Stop", key="train_stop", type="primary", disabled=job.stopping,
+                   help="Ends within one batch; the best epoch so far is kept."):
+        manager.stop(run_id)
+        st.toast(f"Stopping run {run_id}...")
+    draw_curves(epochs, batches, epochs_total=run.config.epochs)
+
+
+def draw_curves(epochs: list[dict], batches: list[dict], *, epochs_total: int | None = None) -> None:
+    """Loss and accuracy by epoch, the per-batch loss trace and the epoch table."""
+    if epochs:
+        frame = pd.DataFrame(epochs)
+        left, right = st.columns(2)
+        left.altair_chart(charts.curves(frame, metric="loss", epochs_total=epochs_total), width="stretch")
+        right.altair_chart(charts.curves(frame, metric="acc", epochs_total=epochs_total), width="stretch")
+    if batches:
+        st.altair_chart(charts.batch_loss(pd.DataFrame(batches)), width="stretch")
+    if epochs:
+        st.dataframe(epoch_table(epochs), hide_index=True, key=None)
+    elif not batches:
+        st.caption("Curves appear after the first batches.")
+
+
+def epoch_table(epochs: list[dict]) -> pd.DataFrame:
+    """The epoch rows with readable columns (nested values such as gradient norms left out)."""
+    columns = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "seconds", "images_per_sec"]
+    frame = pd.DataFrame(epochs)
+    return frame[[c for c in columns if c in frame.columns]].round(4)
+
+
+# -- results ----------------------------------------------------------------------------------
+
+def show_results(run, store: RunStore) -> None:
+    """Status, best accuracy, curves, confusion matrix with its images, per-class accuracy, downloads."""
+    level, text = status_message(run.status, run.message)
+    getattr(st, level)(text)
+    c = st.columns(4)
+    c[0].metric("Best val accuracy", f"{run.best_val_acc:.1%}" if run.best_val_acc is not None else "n/a")
+    c[1].metric("Best epoch", f"{run.best_epoch} of {run.config.epochs}" if run.best_epoch else "n/a")
+    c[2].metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a")
+    c[3].metric("Images per class", run.config.subset or "all")
+    epochs = store.epochs(run.id)
+    with st.expander("Curves and epochs", expanded=True):
+        draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs)
+    if run.confusion and run.classes:
+        confusion_section(run)
+    downloads(run, store)
+
+
+def confusion_section(run) -> None:
+    """Confusion matrix (click a cell, or pick it below) -> the validation images behind it; per-class accuracy."""
+    st.subheader("Where it goes wrong")
+    frame = charts.confusion_frame(run.confusion, run.classes)
+    cells = confusion_cells(run.confusion, run.classes)
+    key = f"train_cell_{run.id}"
+    left, right = st.columns([3, 2])
+    with left:
+        st.altair_chart(charts.confusion(frame, selectable=True, size=min(420, 60 + 32 * len(run.classes))),
+                        key=f"train_confusion_{run.id}", on_select=functools.partial(_cell_clicked, run.id, cells),
+                        selection_mode=charts.CONFUSION_SELECTION)
+    with right:
+        if run.per_class_acc:
+            st.altair_chart(charts.per_class_accuracy(run.classes, run.per_class_acc), width="stretch")
+    if not cells:
+        return
+    if st.session_state.get(key) not in cells:
+        st.session_state[key] = cells[0]
+    true, pred = st.selectbox("Images where the true class is... and the model said...", cells, key=key,
+                              format_func=lambda c: f"true {run.classes[c[0]]} -> predicted {run.classes[c[1]]} "
+                                                    f"({run.confusion[c[0]][c[1]]})")
+    val = validation_split(run)
+    if val is None or not run.val_predictions:
+        st.caption("The validation images are not available for this run.")
+        return
+    labels = val.labels.tolist()
+    show_images(val, cell_indices(labels, run.val_predictions, true=true, predicted=pred), run.classes,
+                run.val_predictions)
+    wrong = misclassified(labels, run.val_predictions)
+    st.markdown(f"**Misclassified validation images** ({len(wrong)} of {len(labels)})")
+    show_images(val, wrong[:GALLERY], run.classes, run.val_predictions)
+
+
+def _cell_clicked(run_id: int, cells: list) -> None:
+    """Altair click on a confusion cell -> select the same cell in the selectbox."""
+    event = st.session_state.get(f"train_confusion_{run_id}")
+    points = (event or {}).get("selection", {}).get(charts.CONFUSION_SELECTION) or []
+    if points:
+        cell = (int(points[0]["true_index"]), int(points[0]["pred_index"]))
+        if cell in cells:
+            st.session_state[f"train_cell_{run_id}"] = cell
+
+
+def show_images(val, indices: list[int], classes: list[str], predictions: list[int]) -> None:
+    """A grid of validation images captioned with their predicted and true classes."""
+    if not indices:
+        st.caption("No images here.")
+        return
+    images = val.images[indices[:GALLERY]].permute(0, 2, 3, 1).numpy()
+    captions = [f"said {classes[predictions[i]]} / is {classes[int(val.labels[i])]}" for i in indices[:GALLERY]]
+    st.image(list(images), caption=captions, width=96)
+
+
+@st.cache_resource(show_spinner="Loading the validation images...", max_entries=4)
+def _validation_split(config_json: str, image_size: int):
+    from cnnviz.data import load_splits
+    from cnnviz.training.config import TrainConfig
+
+    return load_splits(TrainConfig.from_json(config_json), image_size=image_size)[1]
+
+
+def validation_split(run):
+    """The run's validation images, in the order of its ``val_predictions`` (None when they cannot be loaded)."""
+    from cnnviz.models import get_spec
+
+    size = run.config.image_size or get_spec(run.config.arch).default_size
+    try:
+        val = _validation_split(run.config.to_json(), int(size))
+    except Exception as exc:  # a dataset moved or deleted since the run: say so, keep the page
+        st.caption(f"Could not reload the validation images: {exc}")
+        return None
+    return val if len(val) == len(run.val_predictions or []) else None
+
+
+def downloads(run, store: RunStore) -> None:
+    """Download buttons: the best checkpoint, the run card (config + results) and the per-epoch CSV."""
+    c = st.columns(3)
+    if run.checkpoint:
+        from pathlib import Path
+
+        ckpt = Path(run.checkpoint)
+        if ckpt.exists():
+            c[0].download_button("Checkpoint (.pt)", data=lambda: ckpt.read_bytes(), file_name=f"cnnviz-run-{run.id}.pt",
+                                 mime="application/octet-stream", key="train_dl_checkpoint", icon=":material/download:")
+    c[1].download_button("Run card (JSON)", data=json.dumps(store.run_card(run.id), indent=2),
+                         file_name=f"cnnviz-run-{run.id}.json", mime="application/json", key="train_dl_card",
+                         icon=":material/download:")
+    c[2].download_button("Epochs (CSV)", data=store.export_csv(run.id), file_name=f"cnnviz-run-{run.id}.csv",
+                         mime="text/csv", key="train_dl_csv", icon=":material/download:")

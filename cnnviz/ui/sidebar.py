@@ -1,0 +1,48 @@
+"""The sidebar every page shares: where runs and data live, the device, the run being watched."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from cnnviz import paths
+from cnnviz.ui import state
+
+
+@functools.lru_cache(maxsize=1)
+def _torch_device() -> str:
+    from cnnviz.device import describe_device
+
+    return describe_device()
+
+
+def device_hint() -> str:
+    """The device training will use, without importing torch when nothing else has yet.
+
+    Importing torch takes seconds; Home must paint before that, so until a page
+    has loaded torch we guess from the drivers present.
+    """
+    if "torch" in sys.modules:
+        return _torch_device()
+    if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
+        return "a CUDA GPU (NVIDIA driver found)"
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return "the Apple GPU (MPS)"
+    return f"cpu ({os.cpu_count()} cores)"
+
+
+def draw_sidebar() -> None:
+    """Draw the shared sidebar (below the page menu)."""
+    with st.sidebar:
+        st.caption(f"Device: **{device_hint()}**")
+        st.caption(f"Runs and checkpoints: `{paths.home()}`")
+        run_id = st.session_state.get(state.TRAIN_RUN)
+        if run_id is not None:
+            st.page_link("pages/train.py", label=f"Watching run {run_id}", icon=":material/monitoring:",
+                         query_params={state.QUERY_RUN: str(run_id)})

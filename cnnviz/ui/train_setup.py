@@ -1,0 +1,338 @@
+"""The set-up half of the Train page: dataset, model, mode and initialisation, hyperparameters, launch.
+
+Every widget key starts with ``train_``; ``cnnviz.ui.logic.build_train_config``
+turns their values into the run's ``TrainConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from cnnviz import paths
+from cnnviz.data import DatasetError, DatasetUnavailable, get_dataset_spec, list_datasets
+from cnnviz.models import get_spec
+from cnnviz.recipes import estimate_epoch_seconds, features_cached, format_seconds, recipe
+from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS
+from cnnviz.ui import cached, state
+from cnnviz.ui.logic import UploadError, images_for_estimate, options_key, save_upload
+from cnnviz.ui.widgets import PERSIST
+
+PREVIEW_SIZE = 64  # px: big enough to see a sample, small enough to decode a dataset fast
+MODE_LABELS = {"scratch": "From scratch", "finetune": "Fine-tune", "freeze": "Freeze backbone", "probe": "Linear probe"}
+MODE_HELP = ("**From scratch**: random weights, everything trains.  \n**Fine-tune**: start from pretrained weights, "
+             "new head, everything trains.  \n**Freeze backbone**: pretrained weights, only the new head trains.  \n"
+             "**Linear probe**: softmax regression on the features at one layer (or on raw pixels).")
+INIT_LABELS = {"imagenet": "ImageNet weights", "run": "An earlier run of mine", "file": "A weights file",
+               "none": "Random (no pretraining)"}
+LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+BATCHES = (8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class DatasetChoice:
+    """The chosen dataset and what its preview learned about it."""
+
+    name: str
+    labels: str
+    path: str | None
+    preview: dict
+
+
+# -- dataset ----------------------------------------------------------------------------------
+
+@st.cache_data(show_spinner="Loading the dataset (decoded once, then cached)...", max_entries=16)
+def dataset_preview(name: str, labels: str, path: str | None, size: int) -> dict:
+    """Class counts, a few samples per class and the source images of the augmentation preview."""
+    from cnnviz.data import load_dataset
+
+    train = load_dataset(name, split="train", image_size=size, labels=labels, path=path)
+    # Without an official validation split both calls see the same seeded stratified 80/20 split.
+    val_counts = load_dataset(name, split="val", image_size=size, labels=labels, path=path).class_counts()
+    labels_list = train.labels.tolist()
+    per_class = max(1, min(8, 16 // len(train.classes)))  # about 16 samples, at least one per class
+    picks: list[int] = []
+    for c in range(min(len(train.classes), 20)):
+        picks += [i for i, y in enumerate(labels_list) if y == c][:per_class]
+    images = train.images[picks].permute(0, 2, 3, 1).numpy()
+    return {"classes": list(train.classes), "counts": train.class_counts(), "val_counts": val_counts,
+            "official_val": get_dataset_spec(name).official_val,
+            "skipped": train.skipped, "samples": [(images[i], train.classes[labels_list[j]]) for i, j in enumerate(picks)],
+            "aug_source": train.images[picks[: min(4, len(picks))]].numpy()}
+
+
+def dataset_section() -> DatasetChoice:
+    """Dataset choice, upload, counts and samples; a missing dataset explains itself and stops the page."""
+    names = list_datasets()
+    left, right = st.columns([2, 1])
+    with left:
+        name = st.selectbox("Dataset", names, key="train_dataset", persist_state=PERSIST,
+                            format_func=lambda n: get_dataset_spec(n).label)
+    spec = get_dataset_spec(name)
+    labels = "fine"
+    if len(spec.label_sets) > 1:
+        if st.session_state.get("train_labels") not in spec.label_sets:
+            st.session_state["train_labels"] = spec.label_sets[0]
+        with right:
+            labels = st.segmented_control("Labels", list(spec.label_sets), key="train_labels", required=True,
+                                          persist_state=PERSIST,
+                                          help="CIFAR-100: 100 fine classes or 20 coarse superclasses.")
+    st.caption(spec.description)
+    path = upload_dataset() if spec.needs_path else None
+    try:
+        preview = dataset_preview(name, labels, path, min(PREVIEW_SIZE, spec.native_size or PREVIEW_SIZE))
+    except DatasetUnavailable as exc:
+        st.error(f"**{spec.label} is not on this machine.** {exc}")  # the message says what to place where
+        st.stop()
+    except DatasetError as exc:
+        st.error(f"**This dataset cannot be used:** {exc}")
+        st.stop()
+    show_preview(preview)
+    return DatasetChoice(name=name, labels=labels, path=path, preview=preview)
+
+
+def upload_dataset() -> str:
+    """The .zip of class folders: uploaded, saved under CNNVIZ_HOME/uploads by content hash."""
+    upload = st.file_uploader("A .zip of class folders (one folder per class, pictures inside)", type=["zip"],
+                              key="train_upload")
+    if upload is not None:
+        try:
+            st.session_state[state.UPLOAD_PATH] = str(save_upload(upload.getvalue(), folder=paths.home() / "uploads",
+                                                                  filename=upload.name))
+        except UploadError as exc:
+            st.error(str(exc))
+            st.session_state.pop(state.UPLOAD_PATH, None)
+    path = st.session_state.get(state.UPLOAD_PATH)
+    if not path:
+        st.info("Upload a .zip such as `my_pictures.zip` holding `cats/*.jpg` and `dogs/*.jpg` (a `train/` and "
+                "`val/` level above the class folders is used as the split).")
+        st.stop()
+    return path
+
+
+def show_preview(preview: dict) -> None:
+    """Class counts and a grid of samples."""
+    counts, val = preview["counts"], sum(preview["val_counts"].values())
+    split = f"{val:,} validation images" + (" (the official split)" if preview["official_val"] else "")
+    st.markdown(f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
+                + (f" {preview['skipped']} unreadable files were skipped." if preview["skipped"] else ""))
+    with st.expander("Class counts and sample images", expanded=True):
+        from cnnviz.charts import class_counts
+
+        left, right = st.columns([1, 2])
+        left.altair_chart(class_counts(counts), width="stretch")
+        with right:
+            images, captions = zip(*preview["samples"])
+            st.image(list(images), caption=list(captions), width=72)
+
+
+# -- model, mode and initialisation ----------------------------------------------------------
+
+def mode_section(arch: str, options: dict) -> str:
+    """Mode, probe layer and initialisation widgets; returns the mode."""
+    spec = get_spec(arch)
+    left, right = st.columns([3, 2])
+    with left:
+        st.session_state.setdefault("train_mode", "scratch")
+        mode = st.segmented_control("Mode", list(MODES), key="train_mode", required=True, persist_state=PERSIST,
+                                    format_func=MODE_LABELS.get, help=MODE_HELP)
+    if mode == "probe":
+        points = ["input", *spec.probe_points]
+        if st.session_state.get("train_probe_layer") not in points:
+            st.session_state["train_probe_layer"] = points[-1]
+        right.selectbox("Probe layer", points, key="train_probe_layer", persist_state=PERSIST,
+                        help="The features a softmax regression reads: 'input' is the raw pixels (the baseline).")
+    if mode == "scratch":
+        st.caption("Random initialisation: nothing is pretrained.")
+        return mode
+    init_section(spec, options)
+    return mode
+
+
+def init_section(spec, options: dict) -> None:
+    """Where the weights come from: ImageNet (says if the file is missing), an earlier run, or a file."""
+    weights, needs = spec.weights_for(options)
+    kinds = (["imagenet"] if spec.weights else []) + ["run", "file", "none"]
+    if st.session_state.get("train_init") not in kinds:
+        st.session_state["train_init"] = kinds[0]
+    kind = st.radio("Start from", kinds, key="train_init", horizontal=True, format_func=INIT_LABELS.get,
+                    persist_state=PERSIST)
+    if kind == "imagenet":
+        imagenet_note(spec, options, weights, needs)
+    elif kind == "run":
+        earlier_run_picker(spec.name)
+    elif kind == "file":
+        upload_weights()
+
+
+def imagenet_note(spec, options: dict, weights: str | None, needs: dict) -> None:
+    """Whether the ImageNet weights fit these options and are in the torch cache (and what to do if not)."""
+    from cnnviz.models import hub_checkpoints_dir, weights_file_name
+
+    clash = {k: v for k, v in needs.items() if options.get(k) != v and not k.startswith("se_")}
+    if clash:
+        wanted = ", ".join(f"{k}={v}" for k, v in clash.items())
+        st.warning(f"The ImageNet weights of {spec.label} were trained with {wanted}; with your options they "
+                   "cannot load. Change those options, or start from random weights.")
+        return
+    file = hub_checkpoints_dir() / weights_file_name(weights)
+    if file.exists():
+        st.caption(f"ImageNet weights found in the torch cache: `{file}`.")
+    else:
+        st.warning(f"The ImageNet weights are **not in the cache** on this machine. Training will try to download "
+                   f"`{file.name}`; offline, place that file in `{file.parent}`, or choose *A weights file* to "
+                   "upload it, or start from *an earlier run*.")
+
+
+def earlier_run_picker(arch: str) -> None:
+    """A selectbox of this architecture's finished runs that saved a checkpoint."""
+    from cnnviz.runs import RunStore
+
+    runs = [r for r in RunStore().list(status=("finished", "stopped")) if r.config.arch == arch and r.checkpoint]
+    if not runs:
+        st.info(f"No finished run of {arch} with a checkpoint yet: train one from scratch first.")
+        st.session_state.pop("train_init_run", None)
+        return
+    labels = {r.id: f"{r.label}: {r.config.describe()}, best val {r.best_val_acc or 0:.1%}" for r in runs}
+    if st.session_state.get("train_init_run") not in labels:
+        st.session_state["train_init_run"] = runs[0].id
+    st.selectbox("Earlier run", list(labels), key="train_init_run", format_func=labels.get, persist_state=PERSIST)
+
+
+def upload_weights() -> None:
+    """A weights file (a torchvision state_dict or a cnnviz checkpoint), kept under CNNVIZ_HOME/uploads."""
+    upload = st.file_uploader("Weights file (.pth / .pt)", key="train_weights_upload")
+    if upload is not None:
+        try:
+            path = save_upload(upload.getvalue(), folder=paths.home() / "uploads" / "weights",
+                               filename=upload.name, kind="weights")
+            st.session_state[state.WEIGHTS_PATH] = str(path)
+        except UploadError as exc:
+            st.error(str(exc))
+    if st.session_state.get(state.WEIGHTS_PATH):
+        st.caption(f"Using `{st.session_state[state.WEIGHTS_PATH]}`; it is checked when training starts.")
+
+
+# -- hyperparameters --------------------------------------------------------------------------
+
+def apply_recipe(arch: str, data: DatasetChoice, mode: str) -> list[str]:
+    """Put the recipe's defaults into the widgets when architecture, dataset or mode changed; returns the reasons."""
+    spec, dspec = get_spec(arch), get_dataset_spec(data.name)
+    rec = recipe(arch=arch, dataset=data.name, mode=mode, default_size=spec.default_size, min_size=spec.min_size,
+                 native_size=dspec.native_size, num_classes=len(data.preview["classes"]))
+    signature = (arch, data.name, mode)
+    if st.session_state.get("train_recipe_for") != signature:
+        for key, value in rec.values.items():
+            st.session_state[f"train_{key}"] = value if key not in ("subset", "val_subset") else (value or 0)
+        st.session_state["train_recipe_for"] = signature
+    return rec.why
+
+
+def hyperparameter_section(why: list[str], num_classes: int) -> None:
+    """Epochs, batch size, learning rate, optimiser, input size, subset, augmentation and the rest."""
+    c = st.columns(4)
+    c[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="train_epochs", persist_state=PERSIST)
+    c[1].select_slider("Batch size", _with_current(BATCHES, "train_batch_size"), key="train_batch_size",
+                       persist_state=PERSIST)
+    c[2].select_slider("Learning rate", _with_current(LRS, "train_lr"), key="train_lr", persist_state=PERSIST,
+                       format_func=lambda v: f"{v:g}")
+    c[3].selectbox("Optimiser", OPTIMIZERS, key="train_optimizer", persist_state=PERSIST)
+    c = st.columns(4)
+    c[0].number_input("Input size (px)", min_value=8, max_value=512, step=1, key="train_image_size",
+                      persist_state=PERSIST, help="Images are resized to this before the network sees them.")
+    c[1].number_input("Images per class (0 = all)", min_value=0, step=50, key="train_subset", persist_state=PERSIST)
+    c[2].selectbox("Augmentation", AUGMENTS, key="train_augment", persist_state=PERSIST,
+                   help="standard: random crop + flip; cifar: pad-crop + flip; alexnet: crops, flips and PCA colour noise.")
+    c[3].selectbox("LR schedule", SCHEDULERS, key="train_scheduler", persist_state=PERSIST,
+                   help="plateau divides the rate by 10 when validation loss stalls (AlexNet).")
+    with st.expander("More settings"):
+        c = st.columns(4)
+        c[0].number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, key="train_momentum",
+                          persist_state=PERSIST)
+        c[1].number_input("Weight decay", min_value=0.0, max_value=0.1, step=1e-4, format="%g",
+                          key="train_weight_decay", persist_state=PERSIST)
+        c[2].number_input("Label smoothing", min_value=0.0, max_value=0.5, step=0.05, key="train_label_smoothing",
+                          persist_state=PERSIST)
+        losses = ["ce", "bce"] if num_classes == 2 else ["ce"]
+        if st.session_state.get("train_loss") not in losses:
+            st.session_state["train_loss"] = "ce"
+        c[3].selectbox("Loss", losses, key="train_loss", persist_state=PERSIST,
+                       format_func={"ce": "cross-entropy", "bce": "binary cross-entropy (1 logit)"}.get)
+        c = st.columns(4)
+        c[0].selectbox("Validation split", ["official", "random"], key="train_val_split", persist_state=PERSIST,
+                       help="official: the dataset's own val/test split; random: a seeded stratified 80/20 split.")
+        c[1].number_input("Validation images per class (0 = all)", min_value=0, step=50, key="train_val_subset",
+                          persist_state=PERSIST, help="Validating on all 10,000 CIFAR test images every epoch costs "
+                                                      "more than training on a CPU.")
+        c[2].number_input("Seed", min_value=0, step=1, key="train_seed", persist_state=PERSIST)
+        st.session_state.setdefault("train_step_size", 7)
+        c[3].number_input("LR step (epochs)", min_value=1, step=1, key="train_step_size", persist_state=PERSIST,
+                          help="For the step schedule: divide by 10 every this many epochs.")
+        c = st.columns(4)
+        c[0].selectbox("Precision", PRECISIONS, key="train_precision", persist_state=PERSIST,
+                       help="auto: mixed precision on a GPU, float32 on most CPUs.")
+        c[1].toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
+                    help="Per-layer gradient norms each epoch (the degradation experiment).")
+    st.caption("Defaults: " + "; ".join(why) + ".")
+
+
+def _with_current(choices: tuple, key: str) -> list:
+    """The slider's choices plus the value already in the widget (a run filled in from an experiment)."""
+    current = st.session_state.get(key)
+    return sorted({*choices, current}) if current is not None else list(choices)
+
+
+def augmentation_preview(preview: dict, preset: str) -> None:
+    """A few training images and three random augmentations of each."""
+    if preset == "none" or not len(preview["aug_source"]):
+        return
+    import torch
+
+    from cnnviz.data import augment_batch
+
+    seed = st.session_state.get("train_aug_seed", 0)
+    with st.expander(f"Augmentation preview ({preset})"):
+        source = torch.from_numpy(preview["aug_source"])
+        generator = torch.Generator().manual_seed(seed)
+        draws = [source] + [augment_batch(source, preset, generator=generator) for _ in range(4)]
+        grid = torch.stack(draws, dim=1).permute(0, 1, 3, 4, 2).numpy()  # (image, draw, H, W, C)
+        for row in grid:  # one line per picture: the original, then four random draws
+            st.image(list(np.ascontiguousarray(row)), width=96, caption=["original"] + ["augmented"] * 4)
+        if st.button("Other random draws", key="train_aug_reroll"):
+            st.session_state["train_aug_seed"] = seed + 1
+            st.rerun()
+
+
+# -- cost and time -----------------------------------------------------------------------------
+
+def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: DatasetChoice) -> None:
+    """Parameters and FLOPs of the configured model, and the estimated time per epoch."""
+    from cnnviz.inspect import format_count, format_flops
+
+    size = int(st.session_state["train_image_size"])
+    problem = cached.input_size_problem(arch, size, options)
+    if problem:
+        st.error(problem)
+        return
+    params, flops = cached.cost(arch, options_key(options), num_classes, size)
+    spec = get_spec(arch)
+    measure_size = max(min(size, 64), spec.min_size)  # measuring at 224 px would take seconds per architecture
+    speed = cached.flops_per_second(arch, measure_size)
+    n_train, n_val = images_for_estimate(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
+                                         subset=st.session_state.get("train_subset") or None,
+                                         val_subset=st.session_state.get("train_val_subset") or None)
+    seconds = estimate_epoch_seconds(flops_per_image=flops, train_images=n_train, val_images=n_val,
+                                     flops_per_second=speed, mode=st.session_state.get("train_mode", "scratch"))
+    epochs = int(st.session_state.get("train_epochs", 1))
+    once = features_cached(mode=st.session_state.get("train_mode", "scratch"),
+                           augment=st.session_state.get("train_augment", "none"))
+    total = seconds if once else seconds * epochs
+    c = st.columns(3)
+    c[0].metric("Parameters", format_count(params), help=f"{params:,}")
+    c[1].metric("FLOPs per image", format_flops(flops), help=f"{flops:,} at {size} px")
+    c[2].metric("First epoch (estimate)" if once else "Time per epoch (estimate)", f"~{format_seconds(seconds)}",
+                help=f"{n_train:,} training and {n_val:,} validation images; from the FLOPs and a quick speed "
+                     f"measurement on this device. About {format_seconds(total)} for {epochs} epochs"
+                     + ("; the frozen features are computed once, so later epochs take moments." if once else "."))

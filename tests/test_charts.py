@@ -1,0 +1,88 @@
+"""The Altair chart builders: DataFrames in, valid Vega-Lite specs out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cnnviz import charts
+
+EPOCHS = [
+    {"epoch": 1, "train_loss": 2.1, "train_acc": 0.3, "val_loss": 1.9, "val_acc": 0.35, "seconds": 4.0},
+    {"epoch": 2, "train_loss": 1.5, "train_acc": 0.5, "val_loss": 1.6, "val_acc": 0.45, "seconds": 5.0},
+]
+
+
+def spec_of(chart) -> dict:
+    """The chart's Vega-Lite dict (raises if Altair finds it invalid)."""
+    return chart.to_dict()
+
+
+@pytest.mark.parametrize("metric", ["loss", "acc"])
+@pytest.mark.parametrize("x", ["epoch", "wall"])
+def test_curves_single_run(metric, x):
+    spec_of(charts.curves(pd.DataFrame(EPOCHS), metric=metric, x=x))
+
+
+def test_live_curves_keep_the_whole_epoch_axis():
+    spec = spec_of(charts.curves(pd.DataFrame(EPOCHS[:1]), metric="loss", epochs_total=5))
+    assert spec["layer"][0]["encoding"]["x"]["scale"]["domain"] == [1, 5]
+
+
+def test_curves_frame_is_long_with_cumulative_wall_time():
+    long = charts.curves_frame(pd.DataFrame(EPOCHS), metric="loss")
+    assert set(long["split"]) == {"train", "val"}
+    assert sorted(long[long["split"] == "val"]["wall"]) == [4.0, 9.0]
+
+
+def test_curves_overlay_colours_by_run():
+    frame = pd.concat([pd.DataFrame(EPOCHS).assign(run="a"), pd.DataFrame(EPOCHS).assign(run="b")])
+    spec = spec_of(charts.curves(frame, metric="acc", x="wall"))
+    assert "run" in str(spec["layer"][0]["encoding"]["color"])
+
+
+def test_curves_without_validation_columns():
+    frame = pd.DataFrame([{"epoch": 1, "train_loss": 1.0}])
+    assert set(charts.curves_frame(frame, metric="loss")["split"]) == {"train"}
+
+
+def test_batch_loss_smooths():
+    frame = pd.DataFrame({"step": range(1, 51), "loss": [2.0 - i / 50 for i in range(50)]})
+    spec_of(charts.batch_loss(frame, window=10))
+
+
+def test_confusion_frame_rates_and_selection():
+    matrix = [[8, 2], [1, 9]]
+    frame = charts.confusion_frame(matrix, ["ants", "bees"])
+    assert len(frame) == 4
+    row = frame[(frame["true"] == "ants") & (frame["predicted"] == "bees")].iloc[0]
+    assert row["count"] == 2 and row["rate"] == pytest.approx(0.2)
+    spec = spec_of(charts.confusion(frame, selectable=True))
+    assert charts.CONFUSION_SELECTION in str(spec)
+
+
+def test_confusion_many_classes_drops_numbers():
+    n = 25
+    matrix = [[1 if i == j else 0 for j in range(n)] for i in range(n)]
+    spec = spec_of(charts.confusion(charts.confusion_frame(matrix, [f"c{i}" for i in range(n)])))
+    assert "layer" not in spec  # heat map only, no text layer
+
+
+def test_per_class_counts_cost_topk():
+    spec_of(charts.per_class_accuracy(["a", "b"], [0.5, 1.0]))
+    spec_of(charts.class_counts({"a": 3, "b": 4}))
+    runs = pd.DataFrame({"run": ["x", "y"], "best_val_acc": [0.8, 0.9], "train_seconds": [10.0, 20.0],
+                         "params": [1e6, 2e7], "flops": [1e8, 1e9]})
+    for cost in ("train_seconds", "params", "flops"):
+        spec_of(charts.cost_scatter(runs, cost=cost))
+    spec_of(charts.topk_bars([("cat", 0.7), ("dog", 0.2)]))
+
+
+def test_charts_module_does_not_import_streamlit():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(charts))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "streamlit" not in names | modules

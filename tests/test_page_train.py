@@ -1,0 +1,215 @@
+"""The Train page in AppTest: set up, launch a tiny shapes run, watch it end, see results, reattach.
+
+The run really trains in the job manager's background thread; the test polls the
+run store until it has ended (no sleeps with timing assertions).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.runs import RunStore
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 180  # the first run imports torch, generates shapes and measures the device once
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")  # a missing dataset must fail fast, not try the network
+
+
+def run(at: AppTest) -> AppTest:
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [(e.message, e.stack_trace[-3:]) for e in at.exception]
+    return at
+
+
+def open_train(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(query or {})
+    run(at)
+    at.switch_page("pages/train.py")
+    return run(at)
+
+
+def wait_for_end(run_id: int, *, limit: float = 300) -> None:
+    """Poll the store until the run has left queued/running (fails only if it never does)."""
+    store, deadline = RunStore(), time.monotonic() + limit
+    while store.get(run_id).active:
+        assert time.monotonic() < deadline, f"run {run_id} still {store.get(run_id).status}"
+        time.sleep(0.5)
+
+
+def tiny(at: AppTest) -> AppTest:
+    """A run that trains in seconds: 5 images per class, 1 epoch, 32 px."""
+    at.number_input(key="train_subset").set_value(5)
+    at.number_input(key="train_val_subset").set_value(3)
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_image_size").set_value(32)
+    return run(at)
+
+
+def test_setup_widgets_defaults_and_estimate():
+    at = open_train()
+    assert at.selectbox(key="train_dataset").value == "shapes"
+    assert at.selectbox(key="train_model").value == "alexnet_cifar"
+    assert at.segmented_control(key="train_mode").value == "scratch"
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Parameters"] and labels["FLOPs per image"].endswith("FLOPs")
+    assert labels["Time per epoch (estimate)"].startswith("~")
+    assert at.get("image"), "sample images"
+    assert any("10 classes" in m.value for m in at.markdown), "class counts"
+    # A recipe follows the mode: fine-tuning starts from a smaller learning rate.
+    at.segmented_control(key="train_mode").set_value("finetune")
+    run(at)
+    assert at.select_slider(key="train_lr").value == 0.001
+    assert at.radio(key="train_init").value in ("run", "imagenet")
+    at.segmented_control(key="train_mode").set_value("probe")
+    run(at)
+    assert at.selectbox(key="train_probe_layer").value != "input"
+    assert any(m.label == "First epoch (estimate)" for m in at.metric), "probe features are computed once"
+
+
+def test_launch_watch_results_and_reattach():
+    at = tiny(open_train())
+    at.button(key="train_launch").click()
+    run(at)
+    run_id = at.session_state["train_run_id"]
+    assert at.query_params["run"] == str(run_id)
+    assert at.button(key="train_stop"), "the live panel shows a Stop button"
+    assert at.get("progress"), "and a progress bar"
+    at.run(timeout=TIMEOUT)  # a rerun must not start the run again
+    assert [r.id for r in RunStore().list()] == [run_id]
+
+    wait_for_end(run_id)
+    run(at)
+    assert RunStore().get(run_id).status == "finished"
+    assert any(s.value.startswith("Finished") for s in at.success)
+    assert any(m.label == "Best val accuracy" for m in at.metric)
+    assert at.selectbox(key=f"train_cell_{run_id}").value, "a confusion cell is selected"
+    for key in ("train_dl_checkpoint", "train_dl_card", "train_dl_csv"):
+        assert at.get("download_button") and any(b.key == key for b in at.get("download_button")), key
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert any(c.startswith("said ") and " / is " in c for c in captions), "val images with predicted/true labels"
+
+    fresh = open_train({"run": str(run_id)})  # a new tab on the same URL reattaches
+    assert fresh.session_state["train_run_id"] == run_id
+    assert any(s.value.startswith("Finished") for s in fresh.success)
+    fresh.button(key="train_detach").click()
+    run(fresh)
+    assert "train_run_id" not in fresh.session_state and "run" not in fresh.query_params
+
+    # "Train again" fills the form with the finished run's settings (here: its subset and epochs).
+    at.button(key="train_again").click()
+    run(at)
+    assert "train_run_id" not in at.session_state
+    assert at.number_input(key="train_subset").value == 5 and at.number_input(key="train_val_subset").value == 3
+    assert at.number_input(key="train_epochs").value == 1 and at.button(key="train_launch")
+
+
+def test_unknown_run_in_url_is_reported_not_crashed():
+    at = open_train({"run": "999"})
+    assert any("999" in w.value for w in at.warning)
+    assert at.button(key="train_launch")
+
+
+def test_missing_dataset_says_how_to_get_it():
+    at = open_train()
+    at.selectbox(key="train_dataset").set_value("hymenoptera")
+    run(at)
+    assert any("hymenoptera_data.zip" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "train_launch"], "the page stops before the launch button"
+    at.selectbox(key="train_dataset").set_value("shapes")
+    run(at)
+    assert at.button(key="train_launch")
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 20), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_folder_upload_bad_and_good_zip():
+    at = open_train()
+    at.selectbox(key="train_dataset").set_value("folder")
+    run(at)
+    assert at.file_uploader(key="train_upload")
+    at.file_uploader(key="train_upload").set_value(("pets.zip", b"this is not a zip", "application/zip"))
+    run(at)
+    assert any("not a .zip archive" in e.value for e in at.error), [e.value for e in at.error]
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for cls in ("cats", "dogs"):
+            for i in range(5):
+                zf.writestr(f"pets/{cls}/{i}.png", png())
+    at.file_uploader(key="train_upload").set_value(("pets.zip", buf.getvalue(), "application/zip"))
+    run(at)
+    assert not at.error, [e.value for e in at.error]
+    assert any("2 classes" in m.value for m in at.markdown)
+    assert at.button(key="train_launch")
+
+
+def test_busy_device_queue_double_click_guard_and_stop():
+    from cnnviz.training.config import TrainConfig
+    from cnnviz.training.jobs import get_manager
+
+    manager, store = get_manager(), RunStore()
+    blocker = manager.submit(TrainConfig(arch="alexnet_cifar", epochs=50, subset=50, val_subset=5, image_size=32))
+    try:
+        at = tiny(open_train())
+        at.button(key="train_launch").click()
+        run(at)
+        queued = at.session_state["train_run_id"]
+        assert manager.status(queued).state == "queued"
+        assert any("Queued" in p.proto.text for p in at.get("progress")), "the queue position is shown"
+        at.button(key="train_launch").click()  # the same settings again while it waits: no second run
+        run(at)
+        assert at.session_state["train_run_id"] == queued
+        assert sorted(r.id for r in store.list()) == [blocker, queued]
+        at.button(key="train_stop").click()
+        run(at)
+        assert store.get(queued).status == "stopped"
+
+        watcher = open_train({"run": str(blocker)})  # another tab watching the running blocker
+        watcher.button(key="train_stop").click()
+        run(watcher)
+    finally:
+        manager.stop(blocker)
+        wait_for_end(blocker)
+    assert store.get(blocker).status == "stopped"
+
+
+def test_train_again_fills_any_config_and_diverged_runs_say_what_to_do():
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    store = RunStore()
+    config = TrainConfig(arch="alex_se", options={"se_1": True}, mode="finetune", init="none", lr=0.007,
+                         batch_size=48, epochs=2, subset=4, val_subset=2, image_size=40, augment="cifar", seed=3)
+    run_id = store.create(config)
+    store.record_start(run_id, params=1, flops=1, classes=["a", "b"])
+    store.record_end(run_id, SimpleNamespace(
+        status="diverged", message="loss became nan in epoch 1", epochs=[], best_val_acc=None, best_epoch=None,
+        train_seconds=1.0, params=None, flops=None, classes=["a", "b"], confusion=None, per_class_acc=None,
+        checkpoint=None, val_predictions=None))
+    at = open_train({"run": str(run_id)})
+    assert any("lower the learning rate" in e.value for e in at.error)
+    at.button(key="train_again").click()
+    run(at)
+    assert at.selectbox(key="train_model").value == "alex_se"
+    assert at.toggle(key="train_opt_se_1").value is True and at.toggle(key="train_opt_se_2").value is True
+    assert at.select_slider(key="train_lr").value == 0.007 and at.select_slider(key="train_batch_size").value == 48
+    assert at.segmented_control(key="train_mode").value == "finetune" and at.radio(key="train_init").value == "none"
+    assert (at.number_input(key="train_image_size").value, at.selectbox(key="train_augment").value) == (40, "cifar")
+    assert not at.warning, [w.value for w in at.warning]  # no "default value and Session State" clashes
