@@ -4,6 +4,9 @@ confusion matrices side by side and the images where two runs disagree."""
 import streamlit as st
 
 from cnnviz.ui import runs_view as view
+from cnnviz.ui.nav import require_router
+
+require_router()
 
 st.title("Compare runs")
 st.caption("Every run trained here, side by side: which architecture learns fastest per epoch and per minute, "

@@ -3,6 +3,9 @@
 import streamlit as st
 
 from cnnviz.ui import runs_view as view
+from cnnviz.ui.nav import require_router
+
+require_router()
 
 st.title("Predict")
 st.caption("Give the models a picture: each one lists its most likely classes and a Grad-CAM heat map shows "

@@ -26,3 +26,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA} (set CNNVIZ_SHARED_DATA to the folder with hymenoptera_data.zip and cifar10.zip)")
     return SHARED_DATA
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the item (the browser test screenshots a failed step)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
