@@ -219,8 +219,10 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
         {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff\xe0 not really a jpeg"},
     ])
     _wait_idle(page, timeout=120)
-    _wait_for(lambda: page.get_by_text("Grad-CAM").count() > 0, 120, "the Grad-CAM heat map")
-    assert page.get_by_text("broken.jpg").count() > 0
+    _wait_for(lambda: page.get_by_text("what drove").count() > 0, 180, "a prediction with its Grad-CAM heat map")
+    warning = page.locator('[data-testid="stAlert"]', has_text="broken.jpg")
+    _wait_for(lambda: warning.count() > 0, 60, "the one-line message about the broken file")
+    page.get_by_text("what drove").first.scroll_into_view_if_needed()
     _no_exception(page)
     _shot(page, "06_predict")
 
