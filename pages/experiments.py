@@ -1,0 +1,26 @@
+"""Experiments: the course reports' comparisons, one guided card each, next to the published figures."""
+
+import streamlit as st
+
+from cnnviz import experiments as ex
+from cnnviz.ui import experiments_view as view
+from cnnviz.ui.runs_view import open_store
+from cnnviz.ui.nav import require_router
+
+require_router()
+
+st.title("Experiments")
+st.caption("Each card redoes one comparison from the course reports: the question, what to expect and why, "
+           "a group of runs launched together (they queue one after another on this device), and your numbers "
+           "beside the published ones. Start with the **quick** size: it fits in a class period on a laptop CPU. "
+           "You can leave the page while runs train; your results are here when you come back.")
+
+store = open_store()
+runs = store.list()
+labels = [f"{e.number}. {view.SHORT_TITLES[e.key]}" for e in ex.EXPERIMENTS]
+tabs = st.tabs(labels, key="experiment_tab", bind="query-params")
+for tab, exp in zip(tabs, ex.EXPERIMENTS):
+    if tab.open is False:  # lazy: only the chosen card runs (and polls)
+        continue
+    with tab:
+        view.card(exp, store=store, runs=runs)

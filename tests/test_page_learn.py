@@ -1,0 +1,69 @@
+"""AppTest for the Learn page: every topic renders; SE gates and filters come from a real trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "learn.py")
+TOPICS = ["AlexNet's ingredients", "Residual networks", "Squeeze-and-excitation", "Losses for two classes",
+          "Inside a trained run"]
+
+
+def _open(topic: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["learn_topic"] = topic
+    return at.run()
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_renders_without_runs(topic):
+    at = _open(topic)
+    assert not at.exception, at.exception
+    if topic in ("Squeeze-and-excitation", "Inside a trained run"):
+        assert any("Train page" in i.value or "Train" in i.value for i in at.info), "says how to get a run"
+
+
+def test_demo_widgets_change_the_numbers():
+    at = _open("AlexNet's ingredients")
+    before = [m.value for m in at.metric]
+    at.slider(key="learn_relu_scale").set_value(8.0).run()
+    assert not at.exception
+    assert [m.value for m in at.metric] != before
+    at.slider(key="learn_dropout_p").set_value(0.9).run()
+    assert not at.exception
+    losses = _open("Losses for two classes")
+    assert any("Rows where BCE on σ(z) is wrong (z = 40)" in c.value for c in losses.caption)
+    res = _open("Residual networks")
+    res.select_slider(key="learn_bottleneck_channels").set_value(512).run()
+    assert any(m.value == "4,718,592" for m in res.metric)
+
+
+@pytest.fixture
+def se_run():
+    """A tiny AlexSE trained for one epoch on shapes, stored with its checkpoint."""
+    from cnnviz.runs import RunStore
+    from cnnviz.training import TrainConfig, train
+
+    config = TrainConfig(arch="alex_se", options={"se_1": True, "se_2": True}, dataset="shapes", epochs=1,
+                         batch_size=16, subset=3, val_subset=2, image_size=32, name="tiny alexse")
+    store = RunStore()
+    run_id = store.create(config, status="running")
+    store.record_end(run_id, train(config))
+    return run_id
+
+
+def test_se_gates_and_filters_of_a_trained_run(se_run):
+    at = _open("Squeeze-and-excitation")
+    assert not at.exception, at.exception
+    assert at.selectbox(key="learn_se_run").value == se_run
+    assert at.get("vega_lite_chart"), "a gate chart per SE block"
+    assert len(at.dataframe) == 1
+    maps = _open("Inside a trained run")
+    assert not maps.exception, maps.exception
+    assert maps.selectbox(key="learn_maps_run").value == se_run
+    assert len(maps.get("image")) >= 2, "the filter grid and the feature maps"
+    maps.selectbox(key="learn_maps_layer").set_value(maps.selectbox(key="learn_maps_layer").options[-1]).run()
+    assert not maps.exception, maps.exception
