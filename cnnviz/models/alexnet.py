@@ -263,47 +263,36 @@ _ALEX_BLOCK_OPTIONS = (
 )
 _ALEX_BLOCK_PROBES = {"block1": "features.block1", "block2": "features.block2", "block3": "features.block3"}
 
-register(ModelSpec(
-    name="alexnet_cifar",
-    label="AlexNet for 32 px (CIFAR)",
-    builder=build_alex_blocks,
-    options=_ALEX_BLOCK_OPTIONS,
-    default_size=32,
-    min_size=16,  # the geometry needs 15 px with stem=cifar (63 with stem=imagenet); 16 px is the floor
-    head="classifier.6",
-    probe_points=_ALEX_BLOCK_PROBES,
-    paper=ALEXNET_PAPER,
+
+def _register_alex_blocks(name: str, label: str, *, paper: str, description: str, presets: dict) -> None:
+    """Register one preset of the configurable AlexNet: same builder and options, other defaults."""
+    register(ModelSpec(
+        name=name,
+        label=label,
+        builder=build_alex_blocks,
+        options=_ALEX_BLOCK_OPTIONS,
+        default_size=32,
+        min_size=16,  # the geometry needs 15 px with stem=cifar (63 with stem=imagenet); 16 px is the floor
+        head="classifier.6",
+        probe_points=_ALEX_BLOCK_PROBES,
+        paper=paper,
+        description=description,
+        presets=presets,
+        diagram=_alex_blocks_diagram,
+    ))
+
+
+_register_alex_blocks(
+    "alexnet_cifar", "AlexNet for 32 px (CIFAR)", paper=ALEXNET_PAPER, presets={},
     description="AlexNet's five convolutions shaped for 32x32 images: 5x5 then 3x3 kernels, with batch norm.\n"
-                "The same network as AlexResNet and AlexSE with every shortcut and SE block switched off.",
-    diagram=_alex_blocks_diagram,
-))
-register(ModelSpec(
-    name="alex_resnet",
-    label="AlexResNet (AlexNet + shortcuts)",
-    builder=build_alex_blocks,
-    options=_ALEX_BLOCK_OPTIONS,
-    default_size=32,
-    min_size=16,  # the geometry needs 15 px with stem=cifar (63 with stem=imagenet); 16 px is the floor
-    head="classifier.6",
-    probe_points=_ALEX_BLOCK_PROBES,
-    paper=f"{ALEXNET_PAPER} Shortcuts: {RESNET_PAPER}",
-    description="AlexNet with 1x1 projection shortcuts around conv blocks 1 and 2 (toggle any block).\n"
-                "Does a residual path help a shallow network? Compare with alexnet_cifar.",
+                "The same network as AlexResNet and AlexSE with every shortcut and SE block switched off.")
+_register_alex_blocks(
+    "alex_resnet", "AlexResNet (AlexNet + shortcuts)", paper=f"{ALEXNET_PAPER} Shortcuts: {RESNET_PAPER}",
     presets={"residual_1": True, "residual_2": True},
-    diagram=_alex_blocks_diagram,
-))
-register(ModelSpec(
-    name="alex_se",
-    label="AlexSE (AlexNet + squeeze-and-excitation)",
-    builder=build_alex_blocks,
-    options=_ALEX_BLOCK_OPTIONS,
-    default_size=32,
-    min_size=16,  # the geometry needs 15 px with stem=cifar (63 with stem=imagenet); 16 px is the floor
-    head="classifier.6",
-    probe_points=_ALEX_BLOCK_PROBES,
-    paper=f"{ALEXNET_PAPER} SE: {SE_PAPER}",
-    description="AlexNet with a squeeze-and-excitation block after conv block 2 (toggle any block).\n"
-                "SE learns to reweight channels; where does it help most: after block 1, 2, or both?",
+    description="AlexNet with 1x1 projection shortcuts around conv blocks 1 and 2 (toggle any block).\n"
+                "Does a residual path help a shallow network? Compare with alexnet_cifar.")
+_register_alex_blocks(
+    "alex_se", "AlexSE (AlexNet + squeeze-and-excitation)", paper=f"{ALEXNET_PAPER} SE: {SE_PAPER}",
     presets={"se_2": True},
-    diagram=_alex_blocks_diagram,
-))
+    description="AlexNet with a squeeze-and-excitation block after conv block 2 (toggle any block).\n"
+                "SE learns to reweight channels; where does it help most: after block 1, 2, or both?")
