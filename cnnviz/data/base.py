@@ -1,0 +1,122 @@
+"""Dataset types shared by every source: ``ImageData``, ``DatasetSpec``, the errors and the registry.
+
+``register`` adds a spec and refuses duplicates (the style of
+``cnnviz.models.registry``); ``list_datasets`` and ``get_dataset_spec`` are the
+only way in, so pages fill their selectboxes from here and tests are
+parametrized over ``list_datasets()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+
+class DatasetUnavailable(RuntimeError):
+    """The dataset's files are not there and cannot be downloaded; the message says what to place where."""
+
+
+class DatasetError(ValueError):
+    """The dataset is there but unusable (too few classes, an empty class, an unsafe archive...)."""
+
+
+@dataclass
+class ImageData:
+    """Decoded images of one split, ready for a model.
+
+    ``images`` is uint8 ``(N, 3, H, W)``; ``labels`` int64 ``(N,)`` indexes
+    ``classes``. ``coarse_labels`` / ``coarse_classes`` carry the CIFAR-100
+    superclasses of each image when the source has them. ``skipped`` counts
+    unreadable files that were left out. ``images`` may share memory with
+    the decoded cache: treat it as read-only (augment into new tensors).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    skipped: int = 0
+    coarse_labels: torch.Tensor | None = None
+    coarse_classes: list[str] | None = None
+    source: str = ""  # where the pictures came from (a path, or "generated")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_size(self) -> int:
+        """Side length of the (square) images."""
+        return int(self.images.shape[-1])
+
+    def class_counts(self) -> dict[str, int]:
+        """Images per class, in class order."""
+        counts = torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+        return dict(zip(self.classes, counts))
+
+    def take(self, index: torch.Tensor) -> "ImageData":
+        """A new ImageData holding the rows ``index`` (same classes)."""
+        return ImageData(
+            images=self.images[index],
+            labels=self.labels[index],
+            classes=list(self.classes),
+            name=self.name,
+            split=self.split,
+            skipped=self.skipped,
+            coarse_labels=None if self.coarse_labels is None else self.coarse_labels[index],
+            coarse_classes=None if self.coarse_classes is None else list(self.coarse_classes),
+            source=self.source,
+        )
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the app shows about a dataset and how it is indexed.
+
+    ``native_size`` is the side length images are decoded at when no
+    ``image_size`` is asked for. ``num_classes`` is None when it depends on the
+    files (``folder``). ``how_to_get`` is the one paragraph a page shows when
+    the files are missing. ``needs_path`` means the user must give a folder or
+    .zip (``folder``). ``mean``/``std`` are per-channel statistics for
+    from-scratch runs. ``indexer(root=..., path=..., labels=...)`` lists the
+    files (private to ``cnnviz.data``).
+    """
+
+    name: str
+    label: str
+    description: str
+    native_size: int
+    num_classes: int | None
+    how_to_get: str
+    needs_path: bool = False
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    official_val: bool = True  # the files come with a held-out split (folder: depends on the layout)
+    label_sets: tuple[str, ...] = ("fine",)
+    indexer: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry; a second spec with the same name is an error."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_datasets() -> list[str]:
+    """Names of every registered dataset, in registration order (``shapes`` first)."""
+    return list(_REGISTRY)
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    """The spec of ``name``, or DatasetError naming the known datasets."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
