@@ -12,6 +12,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle")
 LOSSES = ("ce", "bce")
 AUGMENTS = ("none", "standard", "cifar", "alexnet")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # added by the training helper (see ``precision`` below)
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,19 @@ class TrainConfig:
     augment: str = "none"
     image_size: int | None = None  # None: the architecture's default size (capped by the dataset's native size where sensible)
     subset: int | None = None  # images per class in the training split; None: all
+    val_subset: int | None = None  # images per class in the validation split; None: all (quick class sessions, tests)
     val_split: str = "official"  # "official" where the dataset has one, else/or "random" (stratified 80/20, seeded)
     seed: int = 0
     device: str = "auto"
     track_grad_norms: bool = False  # record per-layer gradient norms each epoch (degradation experiment)
+    # auto: mixed precision on a GPU (bf16, or fp16 with loss scaling); fp32 on a CPU unless it has AMX,
+    # because bf16 autocast measured slower on AVX512-BF16 CPUs without AMX (benchmarks/README.md).
+    precision: str = "auto"
     name: str = ""
 
     def __post_init__(self):
-        checks = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES, "augment": AUGMENTS}
+        checks = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES, "augment": AUGMENTS,
+                  "precision": PRECISIONS}
         for attr, allowed in checks.items():
             if getattr(self, attr) not in allowed:
                 raise ValueError(f"{attr} must be one of {', '.join(allowed)}; got {getattr(self, attr)!r}")
