@@ -178,6 +178,10 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
     # Architectures: a deep link on a fresh server, then an SE block toggled on changes the parameter count.
     _goto(page, app_url, "architectures")
     _choose(page, "arch_model", "AlexSE")
+    page.locator(".st-key-arch_opt_se_1").wait_for()  # AlexNet has no SE toggles: the page has switched
+    alexnet = f"{61_100_840:,}"
+    _wait_for(lambda: _metric(page, "Parameters") != alexnet, 30, "AlexSE's parameter count")
+    _wait_idle(page)
     before = _metric(page, "Parameters")
     page.locator(".st-key-arch_opt_se_1 label").first.click()
     _wait_idle(page)
