@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from cnnviz.predict import to_rgb  # the one Pillow-mode conversion, shared with uploaded photos
+
 CHUNK = 2048  # files read and decoded per step: bounds the raw bytes held at once
 BATCH_RESIZE_MIN = 16  # this many same-sized pictures resize faster as one torch batch than one by one
 
@@ -51,21 +53,6 @@ def pil_fit_square(img: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
-def _pil_to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> RGB; transparent pixels become white (as a viewer shows them)."""
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        img = Image.fromarray(np.clip(arr / top * 255, 0, 255).astype(np.uint8), "L")
-    if img.mode == "P" or img.mode == "PA":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "La", "RGBa"):
-        rgba = img.convert("RGBA")
-        ground = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(ground, rgba)
-    return img.convert("RGB") if img.mode != "RGB" else img
-
-
 def decode_with_pil(data: bytes, size: int) -> torch.Tensor | None:
     """One picture through Pillow -> uint8 (3, size, size), or None if it is unreadable."""
     try:
@@ -74,7 +61,7 @@ def decode_with_pil(data: bytes, size: int) -> torch.Tensor | None:
             img = Image.open(io.BytesIO(data))
             img.draft("RGB", (size, size))  # JPEG DCT scaling: decode big photos at (>=) the size we need
             img = ImageOps.exif_transpose(img)
-            img = _pil_to_rgb(img)
+            img = to_rgb(img)
             if min(img.size) < 1:
                 return None
             return pil_fit_square(img, size)
