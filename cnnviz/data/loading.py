@@ -14,7 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -22,9 +22,6 @@ from cnnviz import paths
 from cnnviz.data import cache
 from cnnviz.data.base import DatasetError, ImageData, get_dataset_spec
 from cnnviz.data.sources import DatasetIndex, SplitIndex
-
-if TYPE_CHECKING:
-    from cnnviz.training.config import TrainConfig
 
 VAL_FRACTION = 0.2  # the 80/20 split the course reports use
 SPLITS = ("train", "val", "test")
@@ -188,10 +185,24 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     )
 
 
-def load_splits(config: "TrainConfig", *, image_size: int, progress: Callable[[int, int], None] | None = None) -> tuple[ImageData, ImageData]:
+class SplitRequest(Protocol):
+    """What ``load_splits`` reads of a run's config (a ``TrainConfig`` is one)."""
+
+    dataset: str
+    data_root: str | None
+    data_path: str | None
+    labels: str
+    seed: int
+    val_split: str
+    subset: int | None
+    val_subset: int | None
+
+
+def load_splits(config: SplitRequest, *, image_size: int,
+                progress: Callable[[int, int], None] | None = None) -> tuple[ImageData, ImageData]:
     """(train, val) for a run: official val where it exists (random 80/20 on request); ``subset`` / ``val_subset`` per class."""
     common = dict(root=config.data_root, image_size=image_size, seed=config.seed, labels=config.labels,
                   path=config.data_path, val_split=config.val_split, progress=progress)
     train = load_dataset(config.dataset, split="train", subset=config.subset, **common)
-    val = load_dataset(config.dataset, split="val", subset=getattr(config, "val_subset", None), **common)
+    val = load_dataset(config.dataset, split="val", subset=config.val_subset, **common)
     return train, val

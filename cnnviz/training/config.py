@@ -1,9 +1,17 @@
-"""``TrainConfig``: everything that defines a run, stored with it as JSON."""
+"""``TrainConfig``: everything that defines a run, stored with it as JSON; the one schema.
+
+Each field carries, as dataclass metadata, its help text, its choices or bounds, its
+command-line flag and the Train page section it sits in (see ``knob``). The command
+line's ``train`` flags and the Train page's widget table are generated from that
+metadata, and ``validate`` checks a config against it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +20,39 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle")
 LOSSES = ("ce", "bce")
 AUGMENTS = ("none", "standard", "cifar", "alexnet")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # added by the training helper (see ``precision`` below)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LABEL_SETS = ("fine", "coarse")
+VAL_SPLITS = ("official", "random")
+SECTIONS = ("data", "model", "mode", "optimisation", "advanced", "run")
+UI_KINDS = ("number", "select", "toggle", "text", "special", None)
+
+
+class ConfigError(ValueError):
+    """Every problem of a config, in one message (``problems`` keeps them apart)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def knob(default: Any = None, *, help: str, choices: tuple | None = None, low: float | None = None,
+         high: float | None = None, open_low: bool = False, section: str = "advanced", ui: str | None = "number",
+         flag: str | None = None, key: str | None = None, factory=None) -> Any:
+    """A ``TrainConfig`` field with its schema as metadata.
+
+    ``low``/``high`` are inclusive bounds (``open_low``: the value must exceed ``low``);
+    ``flag`` is the command-line flag when it is not ``--field-name`` (``""``: no flag);
+    ``ui`` the kind of widget on the Train page (None: no widget; ``special``: the page
+    builds that one by hand); ``key`` its session-state key after ``train_`` when it is
+    not the field name.
+    """
+    if section not in SECTIONS or ui not in UI_KINDS:
+        raise ValueError(f"unknown section {section!r} or widget kind {ui!r}")
+    meta = {"help": help, "choices": choices, "low": low, "high": high, "open_low": open_low, "section": section,
+            "ui": ui, "flag": flag, "key": key}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -24,53 +64,71 @@ class TrainConfig:
     (a torchvision state_dict or a cnnviz checkpoint).
     """
 
-    arch: str = "alexnet_cifar"
-    options: dict[str, Any] = field(default_factory=dict)  # architecture options; missing keys take the spec defaults
-    dataset: str = "shapes"
-    data_root: str | None = None  # None: cnnviz.paths.data_root()
-    data_path: str | None = None  # the folder or .zip for dataset="folder"
-    labels: str = "fine"  # cifar100 only: "fine" (100) or "coarse" (20 superclasses)
-    mode: str = "scratch"
-    probe_layer: str | None = None  # probe mode: a probe point name of the arch, or "input" for raw pixels
-    init: str = "none"
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 0.01  # per batch of batch_size; SGD default for small CNNs from scratch
-    optimizer: str = "sgd"
-    momentum: float = 0.9  # AlexNet paper
-    weight_decay: float = 5e-4  # AlexNet paper
-    scheduler: str = "none"
-    step_size: int = 7  # step scheduler: epochs between lr /= 10 (the PyTorch tutorial's choice)
-    label_smoothing: float = 0.0
-    loss: str = "ce"  # "bce": BCE-with-logits on a single logit, two-class tasks only
-    augment: str = "none"
-    image_size: int | None = None  # None: the architecture's default size (capped by the dataset's native size where sensible)
-    subset: int | None = None  # images per class in the training split; None: all
-    val_subset: int | None = None  # images per class in the validation split; None: all (quick class sessions, tests)
-    val_split: str = "official"  # "official" where the dataset has one, else/or "random" (stratified 80/20, seeded)
-    seed: int = 0
-    device: str = "auto"
-    track_grad_norms: bool = False  # record per-layer gradient norms each epoch (degradation experiment)
+    # alexnet_cifar: the course's network, shaped for small inputs, so the default run takes a minute on a CPU
+    arch: str = knob("alexnet_cifar", help="architecture name (see the Architectures page)", section="model",
+                     ui="special", key="model")
+    # missing keys take the spec defaults; the CLI's --option and the page's option picker fill it
+    options: dict[str, Any] = knob(factory=dict, help="architecture options", section="model", ui="special", flag="")
+    # shapes is generated, so the default run works offline
+    dataset: str = knob("shapes", help="dataset name", section="data", ui="special")
+    data_root: str | None = knob(None, help="folder with the real datasets (default: CNNVIZ_DATA or <home>/data)",
+                                 section="data", ui=None)
+    data_path: str | None = knob(None, help="the folder or .zip of class folders for --dataset folder",
+                                 section="data", ui="special")
+    labels: str = knob("fine", help="cifar100 label set: fine (100) or coarse (20 superclasses)",
+                       choices=LABEL_SETS, section="data", ui="special")
+    mode: str = knob("scratch", help="scratch, finetune (new head, all trains), freeze (only the head trains), "
+                                     "probe (softmax regression on features)", choices=MODES, section="mode",
+                     ui="special")
+    probe_layer: str | None = knob(None, help="probe mode: a probe point of the architecture, or 'input'",
+                                   section="mode", ui="special")
+    init: str = knob("none", help="none | imagenet | run:ID | a weights file (default none)", section="mode",
+                     ui="special")
+    # enough to see a learning curve in minutes; the course runs used 10-25
+    epochs: int = knob(3, help="passes over the training images", low=1, section="optimisation")
+    batch_size: int = knob(64, help="images per optimiser step", low=1, section="optimisation", ui="select")
+    lr: float = knob(0.01, help="learning rate, per batch of batch_size; SGD default for small CNNs from scratch",
+                     low=0, open_low=True, section="optimisation", ui="select")
+    optimizer: str = knob("sgd", help="optimiser", choices=OPTIMIZERS, section="optimisation", ui="select")
+    momentum: float = knob(0.9, help="SGD momentum (AlexNet paper: 0.9)", low=0, high=0.999, section="advanced")
+    weight_decay: float = knob(5e-4, help="L2 weight decay (AlexNet paper: 5e-4)", low=0, high=0.1,
+                               section="advanced")
+    scheduler: str = knob("none", help="learning-rate schedule; plateau divides it by 10 when validation stalls",
+                          choices=SCHEDULERS, section="optimisation", ui="select")
+    # the PyTorch transfer-learning tutorial's choice
+    step_size: int = knob(7, help="step scheduler: epochs between lr/10", low=1, section="advanced")
+    label_smoothing: float = knob(0.0, help="cross-entropy label smoothing", low=0, high=0.5, section="advanced")
+    loss: str = knob("ce", help="ce: cross-entropy; bce: BCE-with-logits on a single logit (two classes only)",
+                     choices=LOSSES, section="advanced", ui="select")
+    augment: str = knob("none", help="standard: random crop + flip; cifar: pad-crop + flip; alexnet: crops, "
+                                     "flips and PCA colour noise", choices=AUGMENTS, section="optimisation",
+                        ui="select")
+    # None: the architecture's default size (capped by the dataset's native size where sensible)
+    image_size: int | None = knob(None, help="input side in pixels (0: the architecture's default)", low=1,
+                                  high=1024, section="data")
+    subset: int | None = knob(None, help="training images per class (0: all)", low=1, section="data")
+    # quick class sessions and tests: validating on all of CIFAR's 10,000 test images costs more than training
+    val_subset: int | None = knob(None, help="validation images per class (0: all)", low=1, section="advanced")
+    # "official" where the dataset has one; "random" is a stratified, seeded 80/20 split
+    val_split: str = knob("official", help="official: the dataset's own split; random: a seeded stratified "
+                                           "80/20 split", choices=VAL_SPLITS, section="advanced", ui="select")
+    seed: int = knob(0, help="random seed of initialisation, splits, order and augmentation", low=0,
+                     section="advanced")
+    device: str = knob("auto", help="auto | cpu | cuda | mps (default auto)", section="run", ui=None)
+    # the degradation experiment compares gradient norms of plain and residual networks layer by layer
+    track_grad_norms: bool = knob(False, help="record per-layer gradient norms each epoch", section="advanced",
+                                  ui="toggle", key="grad_norms")
     # auto: mixed precision on a GPU (bf16, or fp16 with loss scaling); fp32 on a CPU unless it has AMX,
     # because bf16 autocast measured slower on AVX512-BF16 CPUs without AMX (benchmarks/README.md).
-    precision: str = "auto"
-    name: str = ""
+    precision: str = knob("auto", help="auto: mixed precision where it is faster (default)", choices=PRECISIONS,
+                          section="advanced", ui="select")
+    name: str = knob("", help="a name for the run", section="run", ui="text")
 
     def __post_init__(self):
-        checks = {"mode": MODES, "optimizer": OPTIMIZERS, "scheduler": SCHEDULERS, "loss": LOSSES, "augment": AUGMENTS,
-                  "precision": PRECISIONS}
-        for attr, allowed in checks.items():
-            if getattr(self, attr) not in allowed:
-                raise ValueError(f"{attr} must be one of {', '.join(allowed)}; got {getattr(self, attr)!r}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1; got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be a positive number; got {self.lr}")
-        if self.mode == "probe" and not self.probe_layer:
-            raise ValueError("probe mode needs probe_layer (a probe point of the architecture, or 'input')")
         object.__setattr__(self, "options", dict(self.options))
+        problems = validate(self)
+        if problems:
+            raise ConfigError(problems)
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated again)."""
@@ -98,3 +156,55 @@ class TrainConfig:
         arch = f"{self.arch}[{opts}]" if opts else self.arch
         probe = f"@{self.probe_layer}" if self.mode == "probe" else ""
         return f"{arch} {self.mode}{probe} on {self.dataset}, {self.epochs} ep, lr {self.lr:g}"
+
+
+def knobs() -> tuple[dataclasses.Field, ...]:
+    """``TrainConfig``'s fields, each with its schema in ``.metadata``."""
+    return dataclasses.fields(TrainConfig)
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def value_type(f: dataclasses.Field) -> tuple[type, bool]:
+    """(the field's base type, whether None is allowed), e.g. ``(int, True)`` for ``int | None``."""
+    hint = _hints()[f.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = type(None) in typing.get_args(hint)
+    base = args[0] if optional and len(args) == 1 else hint
+    return typing.get_origin(base) or base, optional
+
+
+def _problem(f: dataclasses.Field, value: Any) -> str | None:
+    """What is wrong with one field's value according to its metadata, or None."""
+    meta = f.metadata
+    base, optional = value_type(f)
+    if value is None:
+        return None if optional else f"{f.name} must be given"
+    if base in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"{f.name} must be a number; got {value!r}"
+    if base is int and isinstance(value, float) and not value.is_integer():
+        return f"{f.name} must be a whole number; got {value!r}"
+    if meta["choices"] and value not in meta["choices"]:
+        return f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}"
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value <= low if meta["open_low"] else value < low):
+        words = "a positive number" if meta["open_low"] and low == 0 else f"at least {low:g}"
+        return f"{f.name} must be {words}; got {value}"
+    if high is not None and value > high:
+        return f"{f.name} must be at most {high:g}; got {value}"
+    return None
+
+
+def validate(config: TrainConfig) -> list[str]:
+    """Every problem the schema alone can see (choices, bounds, fields that need each other); [] when none.
+
+    Checks that need the registries (architecture, options, probe points, input size)
+    are ``cnnviz.training.checks.validate_config``.
+    """
+    problems = [p for f in knobs() if (p := _problem(f, getattr(config, f.name))) is not None]
+    if config.mode == "probe" and not config.probe_layer:
+        problems.append("probe mode needs probe_layer (a probe point of the architecture, or 'input')")
+    return problems
