@@ -2,6 +2,8 @@
 
 Pure functions (no torch at import time, no Streamlit): the Train page shows
 these defaults and says why; a teacher can read every choice here in one pass.
+``default_config`` is the one source of defaults: the command line's ``train``
+and the Train page's initial form both start from it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from cnnviz.training.config import TrainConfig
 
 # Epochs that finish in a few minutes on a laptop CPU; the course runs used 10-25.
 EPOCHS = {"shapes": 3, "hymenoptera": 5, "cifar10": 3, "cifar100": 3, "folder": 5}
@@ -88,6 +92,36 @@ def recipe(*, arch: str, dataset: str, mode: str, default_size: int = 224, min_s
     if num_classes == 2:
         why.append("two classes: cross-entropy; try binary cross-entropy (BCE) to compare")
     return Recipe(values=values, why=why)
+
+
+def registry_recipe(*, arch: str, dataset: str, mode: str, num_classes: int | None = None) -> Recipe:
+    """``recipe`` with the input sizes (and the class count, unless given) read from the registries."""
+    from cnnviz.data import get_dataset_spec  # lazy: the registries import torch
+    from cnnviz.models import get_spec
+
+    spec, data = get_spec(arch), get_dataset_spec(dataset)
+    return recipe(arch=arch, dataset=dataset, mode=mode, default_size=spec.default_size, min_size=spec.min_size,
+                  native_size=data.native_size, num_classes=num_classes or data.num_classes)
+
+
+def default_probe_layer(arch: str) -> str:
+    """The probe point a linear probe reads unless told otherwise: the deepest one (raw pixels if none)."""
+    from cnnviz.models import get_spec
+
+    points = list(get_spec(arch).probe_points)
+    return points[-1] if points else "input"
+
+
+def default_config(*, arch: str | None = None, dataset: str | None = None, mode: str | None = None,
+                   **changes: Any) -> TrainConfig:
+    """The config to start from for (arch, dataset, mode): ``TrainConfig``'s defaults, the recipe's values,
+    then ``changes``; what ``python -m cnnviz train`` runs and what the Train page first shows."""
+    base = TrainConfig()
+    arch, dataset, mode = arch or base.arch, dataset or base.dataset, mode or base.mode
+    values = dict(registry_recipe(arch=arch, dataset=dataset, mode=mode).values)
+    if mode == "probe":
+        values["probe_layer"] = default_probe_layer(arch)
+    return base.replace(arch=arch, dataset=dataset, mode=mode, **{**values, **changes})
 
 
 # How many forward passes' worth of compute one training image costs: the backward pass

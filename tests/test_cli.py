@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnviz.cli import ProgressBar, main
+from cnnviz.cli import main
+from cnnviz.cli.train import ProgressBar
 from cnnviz.runs import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,215 @@
+"""``train``: train a model; the run goes into the run store like the app's runs.
+
+Its flags are generated from ``TrainConfig``'s field metadata; a flag not given takes
+the value of ``cnnviz.recipes.default_config`` for the chosen architecture, dataset and
+mode, the same defaults the Train page starts from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cnnviz.cli.common import (
+    PROG,
+    UsageError,
+    add_option_flag,
+    decode_progress,
+    epoch_line,
+    fmt,
+    imagenet_weights_name,
+    parse_options,
+    print_json,
+)
+from cnnviz.training.config import knobs, value_type
+
+
+def add_parser(sub) -> None:
+    """Register ``train`` with one flag per ``TrainConfig`` field."""
+    p = sub.add_parser("train", help="train a model; the run goes into the run store like app runs",
+                       description="Flags not given take the defaults of the recipe for the architecture, "
+                                   "dataset and mode (the Train page's defaults).")
+    add_config_flags(p)
+    add_option_flag(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document (progress stays on stderr)")
+    p.set_defaults(func=run)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per ``TrainConfig`` field that has one, from the field's metadata; unset flags stay None."""
+    for f in knobs():
+        meta = f.metadata
+        if meta["flag"] == "":
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        base, optional = value_type(f)
+        help = meta["help"] + (" (0: none)" if optional and base is int and "0:" not in meta["help"] else "")
+        if base is bool:
+            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=help)
+        else:
+            p.add_argument(flag, dest=f.name, type=base, choices=meta["choices"], default=None, help=help)
+
+
+def config_from_args(args):
+    """The TrainConfig the train flags describe: the recipe's defaults with the given flags applied."""
+    from cnnviz.recipes import default_config
+
+    given = {}
+    for f in knobs():
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        base, optional = value_type(f)
+        given[f.name] = None if optional and base is int and value == 0 else value  # 0 images per class: all
+    return default_config(**given, options=parse_options(args.option))
+
+
+def _prepare(config) -> None:
+    """Everything that can be wrong with the user's request, checked before a run is stored.
+
+    The trainer reports a failure as a failed run (with a traceback); on the command line a
+    missing dataset or weights file is a usage error: one line, exit code 2. Loading the data
+    here also shows decoding progress, and the trainer then finds it in the cache.
+    """
+    from cnnviz.data import load_splits
+    from cnnviz.device import pick_device
+    from cnnviz.training.checks import validate_config
+    from cnnviz.training.modes import resolve_image_size
+
+    validate_config(config)
+    pick_device(config.device)
+    _check_init(config)
+    size = resolve_image_size(config)
+    load_splits(config, image_size=size, progress=decode_progress())
+
+
+def _check_init(config) -> None:
+    """The weights ``--init`` names exist (ImageNet weights are fetched into the cache here if needed)."""
+    init = config.init
+    if init == "none":
+        return
+    if init == "imagenet":
+        from cnnviz.models import hub_checkpoints_dir, weights_file_name
+        from cnnviz.models.weights import imagenet_state_dict
+
+        name = imagenet_weights_name(config.arch, config.options, hint="; use --init none")
+        if not (hub_checkpoints_dir() / weights_file_name(name)).is_file():
+            imagenet_state_dict(name, progress=True)  # downloads into the cache, or WeightsUnavailable offline
+    elif init.startswith("run:"):
+        from cnnviz.runs import checkpoint_path
+
+        checkpoint_path(init[4:])
+    elif not Path(init).expanduser().is_file():
+        raise UsageError(f"--init {init}: no such weights file (use none, imagenet, run:ID or a path)")
+
+
+class ProgressBar:
+    """Training progress on stderr: a redrawn bar on a terminal, one line per epoch otherwise.
+
+    A training listener like the run store's recorder (the trainer calls its ``on_*`` events).
+    """
+
+    def __init__(self, stream=None, width: int = 28):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last_draw = 0.0
+        self._epoch_start = time.monotonic()
+
+    def on_run_start(self, state) -> None:
+        params = getattr(state, "params", None)
+        self._write(f"{state.config.describe()} on {getattr(state, 'device', '?')}: "
+                    f"{len(getattr(state, 'classes', []) or [])} classes, "
+                    f"{params:,} parameters\n" if params else f"{state.config.describe()}\n")
+        self._epoch_start = time.monotonic()
+
+    def on_batch_end(self, state) -> None:
+        now = time.monotonic()
+        if not self.tty or now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        batch, batches = int(getattr(state, "batch", 0) or 0), int(getattr(state, "batches", 0) or 0)
+        done = batch / batches if batches else 0.0
+        filled = int(round(self.width * done))
+        elapsed = now - self._epoch_start
+        eta = elapsed / done - elapsed if done > 0 else 0.0
+        loss = getattr(state, "loss", None)
+        self._write(f"\repoch {state.epoch}/{state.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
+                    f"{batch}/{batches} loss {loss if loss is None else f'{float(loss):.4f}'} eta {eta:4.0f}s ")
+
+    def on_epoch_end(self, state) -> None:
+        row = state.history[-1] if getattr(state, "history", None) else {}
+        self._write(("\r" if self.tty else "") + epoch_line(row) + " " * 8 + "\n")
+        self._epoch_start = time.monotonic()
+
+    def on_run_end(self, state) -> None:
+        message = getattr(state, "message", None)
+        self._write(f"{getattr(state, 'status', 'done')}{': ' + message if message else ''}\n")
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+
+def _stop_on_ctrl_c(stop: threading.Event):
+    """First Ctrl-C stops training after the current batch (run kept as ``stopped``); a second aborts."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(f"\n{PROG} train: stopping after this batch (Ctrl-C again to abort)", file=sys.stderr)
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (called from a test): no handler
+        return None
+
+
+def _on_one_terminal(bar: ProgressBar) -> bool:
+    """Whether stdout and the progress stream show on the same terminal (so one copy of each line is enough)."""
+    return bar.tty and sys.stdout.isatty()
+
+
+def run(args) -> int:
+    """Train the configured run; exit 1 when it diverged or failed."""
+    from cnnviz.runs import RunStore
+    from cnnviz.training.jobs import run_training
+
+    config = config_from_args(args)
+    _prepare(config)
+    store = RunStore()
+    run_id = store.create(config, status="queued")
+    stop = threading.Event()
+    previous = _stop_on_ctrl_c(stop)
+    bar = ProgressBar()
+    shared = _on_one_terminal(bar) and not args.json
+    if shared:  # the summary line on stdout says how the run ended; the bar need not say it first
+        bar.on_run_end = lambda state: None
+    try:
+        result = run_training(config, store=store, run_id=run_id, stop=stop, callbacks=(bar,))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    run = store.get(run_id)
+    report = {
+        "run_id": run_id, "name": run.label, "status": run.status, "message": run.message,
+        "best_val_acc": run.best_val_acc, "best_epoch": run.best_epoch, "epochs": store.epochs(run_id),
+        "train_seconds": run.train_seconds, "params": run.params, "flops": run.flops, "classes": run.classes,
+        "checkpoint": run.checkpoint, "config": config.to_dict(),
+    }
+    if args.json:
+        print_json(report)
+    else:
+        if not shared:  # on one terminal the bar has already shown each epoch
+            for row in report["epochs"]:
+                print(epoch_line(row))
+        best = (f"best val acc {fmt(run.best_val_acc)} at epoch {run.best_epoch}" if run.best_epoch
+                else "no epoch finished")
+        print(f"run {run_id} {run.status}: {best}, {fmt(run.train_seconds, '.1f')} s"
+              + (f"; checkpoint {run.checkpoint}" if run.checkpoint else "")
+              + (f" ({run.message})" if run.message else ""))
+    return 1 if result.status in ("diverged", "failed") else 0
