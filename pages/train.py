@@ -3,6 +3,7 @@
 import streamlit as st
 
 from cnnviz.models import get_spec
+from cnnviz.training.config import TrainConfig
 from cnnviz.ui import run_view, state, train_setup
 from cnnviz.ui.launch import launch
 from cnnviz.ui.nav import require_router
@@ -25,7 +26,7 @@ with st.expander("Set up a run", expanded=not watching):
     num_classes = len(data.preview["classes"])
 
     st.subheader("2. Model")
-    picked = architecture_picker(prefix="train", default="alexnet_cifar", size=False, classes=False)
+    picked = architecture_picker(prefix="train", default=TrainConfig().arch, size=False, classes=False)
     cost_slot = st.container()
 
     st.subheader("3. Mode and starting weights")

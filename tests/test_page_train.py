@@ -78,6 +78,26 @@ def test_setup_widgets_defaults_and_estimate():
     assert any(m.label == "First epoch (estimate)" for m in at.metric), "probe features are computed once"
 
 
+def test_initial_form_is_the_command_lines_default():
+    """The widgets first show ``recipes.default_config``, which is also what ``python -m cnnviz train`` runs."""
+    from cnnviz import recipes
+    from cnnviz.cli import build_parser
+    from cnnviz.cli.train import config_from_args
+    from cnnviz.models import resolve_options
+    from cnnviz.ui import logic
+
+    at = open_train()
+    default = recipes.default_config(dataset="shapes")
+    assert config_from_args(build_parser().parse_args(["train", "--dataset", "shapes"])) == default
+    for key, value in logic.widget_values(default).items():
+        assert at.session_state[key] == value, key
+    options = {k[len("train_opt_"):]: at.session_state[k] for k in at.session_state
+               if k.startswith("train_opt_")}
+    shown = logic.build_train_config({k: at.session_state[k] for k in at.session_state}, options=options)
+    assert shown.replace(options={}) == default.replace(options={})
+    assert resolve_options(shown.arch, shown.options) == resolve_options(default.arch, default.options)
+
+
 def test_launch_watch_results_and_reattach():
     at = tiny(open_train())
     at.button(key="train_launch").click()

@@ -7,8 +7,10 @@ import math
 import streamlit as st
 
 from cnnviz.runs import RunNotFound, RunStore
+from cnnviz.training.checks import validate_config
+from cnnviz.training.config import ConfigError
 from cnnviz.training.jobs import get_manager
-from cnnviz.ui import cached, state
+from cnnviz.ui import state
 from cnnviz.ui.logic import build_train_config, images_for_estimate
 
 
@@ -19,9 +21,10 @@ def launch(options: dict, data) -> None:
     except ValueError as exc:
         st.error(str(exc))
         return
-    problem = cached.input_size_problem(config.arch, config.image_size, config.options)
-    if problem:
-        st.error(problem)
+    try:
+        validate_config(config)  # everything the registries can tell, before anything is stored
+    except ConfigError as exc:
+        st.error("This run cannot start: " + "; ".join(exc.problems) + ".")
         return
     launched = st.session_state.setdefault(state.LAUNCHED, {})
     previous = launched.get(config.to_json())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import zipfile
@@ -11,6 +12,10 @@ from typing import Any, Mapping
 
 from cnnviz.recipes import format_seconds
 from cnnviz.runs.store import ACTIVE, STATUSES
+from cnnviz.training.config import TrainConfig, knobs, value_type
+
+UPLOAD_PATH = "train_upload_path"  # str: the saved .zip of the last dataset upload
+WEIGHTS_PATH = "train_weights_path"  # str: the saved weights file of the last upload
 
 
 def parse_run_id(value) -> int | None:
@@ -30,6 +35,11 @@ def signed_delta(value: int | float | None, reference: int | float | None, fmt) 
         return None
     diff = value - reference
     return f"{'+' if diff > 0 else '-'}{fmt(abs(diff))} vs default"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 epoch``, ``3 epochs``."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def options_key(options: dict) -> tuple:
@@ -79,7 +89,7 @@ def run_progress(*, status: str, epochs_total: int, epoch_rows: list[dict], batc
     done = len(epoch_rows)
     if status in TERMINAL:
         return Progress(1.0 if status == "finished" else min(1.0, done / max(epochs_total, 1)),
-                        f"{status.capitalize()} after {done} of {epochs_total} epochs.")
+                        f"{status.capitalize()} after {done} of {plural(epochs_total, 'epoch')}.")
     per_epoch = batches_per_epoch(batch_rows) or expected_batches
     current = done + 1
     in_epoch = sum(1 for r in batch_rows if r.get("epoch") == current)
@@ -146,13 +156,51 @@ def save_upload(data: bytes, *, folder: Path, filename: str = "", kind: str = "z
     return path
 
 
-# -- the one function that turns the Train page's widgets into a TrainConfig ------------------
+# -- the Train page's widgets <-> a TrainConfig, generated from the config's field metadata ------
 
-def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]):
-    """A ``TrainConfig`` from the Train page's widget values (``train_*`` keys); ValueError says what is missing."""
-    from cnnviz.training.config import TrainConfig  # lazy: keeps the sidebar torch-free
+PREFIX = "train_"
 
+
+def widget_key(f: dataclasses.Field) -> str:
+    """The session-state key of a config field's widget on the Train page."""
+    return PREFIX + (f.metadata["key"] or f.name)
+
+
+def form_fields() -> tuple[dataclasses.Field, ...]:
+    """The config fields whose widget the table maps by itself (the page builds ``special`` ones by hand)."""
+    return tuple(f for f in knobs() if f.metadata["ui"] not in (None, "special"))
+
+
+def _counts_none_as_zero(f: dataclasses.Field) -> bool:
+    base, optional = value_type(f)
+    return optional and base is int  # "0 = all" in a number input means None in the config
+
+
+def widget_values(config: TrainConfig) -> dict[str, Any]:
+    """The widget values (``train_*`` keys) that show ``config``'s table fields."""
+    values = {}
+    for f in form_fields():
+        value = getattr(config, f.name)
+        values[widget_key(f)] = 0 if value is None and _counts_none_as_zero(f) else value
+    return values
+
+
+def _from_widget(f: dataclasses.Field, value: Any) -> Any:
+    base, optional = value_type(f)
+    if optional and base is int:
+        return int(value) if value else None
+    if base is str:
+        return str(value).strip() if f.metadata["ui"] == "text" else value
+    return base(value)
+
+
+def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) -> TrainConfig:
+    """A ``TrainConfig`` from the Train page's widget values (``train_*`` keys); ValueError says what is missing.
+
+    Table fields come from ``form_fields``; a widget that is absent keeps the field's default.
+    """
     get = values.get
+    table = {f.name: _from_widget(f, values[widget_key(f)]) for f in form_fields() if widget_key(f) in values}
     dataset = get("train_dataset", "shapes")
     mode = get("train_mode", "scratch")
     init_kind = "none" if mode == "scratch" else get("train_init", "none")
@@ -163,30 +211,18 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]):
             raise ValueError("Choose the earlier run to start from (or another initialisation).")
         init = f"run:{int(get('train_init_run'))}"
     elif init_kind == "file":
-        if not get("train_weights_path"):
+        if not get(WEIGHTS_PATH):
             raise ValueError("Upload a weights file first (or choose another initialisation).")
-        init = str(get("train_weights_path"))
+        init = str(get(WEIGHTS_PATH))
     else:
         init = "none"
-    data_path = get("train_upload_path") if dataset == "folder" else None
+    data_path = get(UPLOAD_PATH) if dataset == "folder" else None
     if dataset == "folder" and not data_path:
         raise ValueError("Upload a .zip of class folders first.")
-    subset, val_subset = get("train_subset"), get("train_val_subset")
     return TrainConfig(
         arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
         labels=get("train_labels", "fine") if dataset == "cifar100" else "fine",
-        mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init,
-        epochs=int(get("train_epochs", 3)), batch_size=int(get("train_batch_size", 64)), lr=float(get("train_lr", 0.01)),
-        optimizer=get("train_optimizer", "sgd"), momentum=float(get("train_momentum", 0.9)),
-        weight_decay=float(get("train_weight_decay", 5e-4)), scheduler=get("train_scheduler", "none"),
-        step_size=int(get("train_step_size", 7)), label_smoothing=float(get("train_label_smoothing", 0.0)),
-        loss=get("train_loss", "ce"), augment=get("train_augment", "none"),
-        image_size=int(get("train_image_size")) if get("train_image_size") else None,
-        subset=int(subset) if subset else None, val_subset=int(val_subset) if val_subset else None,
-        precision=get("train_precision", "auto"), val_split=get("train_val_split", "official"),
-        seed=int(get("train_seed", 0)), track_grad_norms=bool(get("train_grad_norms", False)),
-        name=(get("train_name") or "").strip(),
-    )
+        mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init, **table)
 
 
 def images_for_estimate(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None = None,

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cnnviz.ui.logic import parse_run_id
+from cnnviz.ui.logic import UPLOAD_PATH, WEIGHTS_PATH, parse_run_id, widget_values
 
 PERSIST = "session"  # widget values survive switching pages and coming back
 TRAIN_RUN = "train_run_id"  # int: the run the Train page shows
 QUERY_RUN = "run"  # ?run=<id> in the Train page's URL
-UPLOAD_PATH = "train_upload_path"  # str: the saved .zip of the last dataset upload
-WEIGHTS_PATH = "train_weights_path"  # str: the saved weights file of the last upload
 LAUNCHED = "train_launched"  # dict config-json -> run id launched from this session (double-click guard)
 
 
@@ -52,18 +50,11 @@ def prefill_train_form(config) -> None:
     from cnnviz.models import get_spec  # lazy: this module must stay torch-free for the sidebar
 
     spec = get_spec(config.arch)
-    values = {
-        "dataset": config.dataset, "labels": config.labels, "model": config.arch, "mode": config.mode,
-        "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer,
-        "momentum": config.momentum, "weight_decay": config.weight_decay, "scheduler": config.scheduler,
-        "step_size": config.step_size, "label_smoothing": config.label_smoothing, "loss": config.loss,
-        "augment": config.augment, "image_size": config.image_size or spec.default_size,
-        "subset": config.subset or 0, "val_subset": getattr(config, "val_subset", None) or 0,
-        "val_split": config.val_split, "seed": config.seed, "grad_norms": config.track_grad_norms,
-        "precision": getattr(config, "precision", "auto"), "name": config.name,
-    }
-    for key, value in values.items():
-        st.session_state[f"train_{key}"] = value
+    values = {**widget_values(config), "train_dataset": config.dataset, "train_labels": config.labels,
+              "train_model": config.arch, "train_mode": config.mode}
+    if config.image_size is None:  # the architecture's default, shown as a number
+        values["train_image_size"] = spec.default_size
+    st.session_state.update(values)
     for key, value in {**spec.defaults(), **config.options}.items():
         st.session_state[f"train_opt_{key}"] = value
     st.session_state["train_options_for"] = config.arch

@@ -14,10 +14,11 @@ import streamlit as st
 from cnnviz import paths
 from cnnviz.data import DatasetError, DatasetUnavailable, get_dataset_spec, list_datasets
 from cnnviz.models import get_spec
-from cnnviz.recipes import estimate_epoch_seconds, features_cached, format_seconds, recipe
-from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS
+from cnnviz.recipes import default_config, default_probe_layer, estimate_epoch_seconds, features_cached, \
+    format_seconds, registry_recipe
+from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
 from cnnviz.ui import cached, state
-from cnnviz.ui.logic import UploadError, images_for_estimate, options_key, save_upload
+from cnnviz.ui.logic import UploadError, images_for_estimate, options_key, plural, save_upload, widget_values
 from cnnviz.ui.widgets import PERSIST
 
 PREVIEW_SIZE = 64  # px: big enough to see a sample, small enough to decode a dataset fast
@@ -135,13 +136,13 @@ def mode_section(arch: str, options: dict) -> str:
     spec = get_spec(arch)
     left, right = st.columns([3, 2])
     with left:
-        st.session_state.setdefault("train_mode", "scratch")
+        st.session_state.setdefault("train_mode", TrainConfig().mode)
         mode = st.segmented_control("Mode", list(MODES), key="train_mode", required=True, persist_state=PERSIST,
                                     format_func=MODE_LABELS.get, help=MODE_HELP)
     if mode == "probe":
         points = ["input", *spec.probe_points]
         if st.session_state.get("train_probe_layer") not in points:
-            st.session_state["train_probe_layer"] = points[-1]
+            st.session_state["train_probe_layer"] = default_probe_layer(arch)
         right.selectbox("Probe layer", points, key="train_probe_layer", persist_state=PERSIST,
                         help="The features a softmax regression reads: 'input' is the raw pixels (the baseline).")
     if mode == "scratch":
@@ -218,15 +219,21 @@ def upload_weights() -> None:
 # -- hyperparameters --------------------------------------------------------------------------
 
 def apply_recipe(arch: str, data: DatasetChoice, mode: str) -> list[str]:
-    """Put the recipe's defaults into the widgets when architecture, dataset or mode changed; returns the reasons."""
-    spec, dspec = get_spec(arch), get_dataset_spec(data.name)
-    rec = recipe(arch=arch, dataset=data.name, mode=mode, default_size=spec.default_size, min_size=spec.min_size,
-                 native_size=dspec.native_size, num_classes=len(data.preview["classes"]))
+    """Put the recipe's defaults into the widgets when architecture, dataset or mode changed; returns the reasons.
+
+    The values are ``recipes.default_config``'s, the ones the command line's ``train`` starts from;
+    settings the recipe does not choose keep what the student set (the config's defaults at first).
+    """
+    num_classes = len(data.preview["classes"])
+    rec = registry_recipe(arch=arch, dataset=data.name, mode=mode, num_classes=num_classes)
+    values = widget_values(default_config(arch=arch, dataset=data.name, mode=mode))
     signature = (arch, data.name, mode)
     if st.session_state.get("train_recipe_for") != signature:
-        for key, value in rec.values.items():
-            st.session_state[f"train_{key}"] = value if key not in ("subset", "val_subset") else (value or 0)
+        for field in rec.values:
+            st.session_state[f"train_{field}"] = values[f"train_{field}"]
         st.session_state["train_recipe_for"] = signature
+    for key, value in values.items():
+        st.session_state.setdefault(key, value)
     return rec.why
 
 
@@ -267,7 +274,6 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                           persist_state=PERSIST, help="Validating on all 10,000 CIFAR test images every epoch costs "
                                                       "more than training on a CPU.")
         c[2].number_input("Seed", min_value=0, step=1, key="train_seed", persist_state=PERSIST)
-        st.session_state.setdefault("train_step_size", 7)
         c[3].number_input("LR step (epochs)", min_value=1, step=1, key="train_step_size", persist_state=PERSIST,
                           help="For the step schedule: divide by 10 every this many epochs.")
         c = st.columns(4)
@@ -334,5 +340,5 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
     c[1].metric("FLOPs per image", format_flops(flops), help=f"{flops:,} at {size} px")
     c[2].metric("First epoch (estimate)" if once else "Time per epoch (estimate)", f"~{format_seconds(seconds)}",
                 help=f"{n_train:,} training and {n_val:,} validation images; from the FLOPs and a quick speed "
-                     f"measurement on this device. About {format_seconds(total)} for {epochs} epochs"
+                     f"measurement on this device. About {format_seconds(total)} for {plural(epochs, 'epoch')}"
                      + ("; the frozen features are computed once, so later epochs take moments." if once else "."))
