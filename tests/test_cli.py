@@ -181,3 +181,12 @@ def test_progress_bar_draws_on_a_terminal():
     text = stream.getvalue()
     assert "1,000 parameters" in text and "[" + "#" * 14 in text and "5/10 loss 0.5000" in text
     assert "val loss 0.6000 acc 0.7000" in text and text.endswith("finished: done\n")
+
+
+def test_closed_pipe_exits_quietly():
+    """``python -m cnnviz runs list | head -1``: the reader goes away; no traceback, the SIGPIPE exit code."""
+    child = subprocess.Popen([sys.executable, "-m", "cnnviz", "runs", "list"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "CNNVIZ_OFFLINE": "1"})
+    child.stdout.close()  # the reader is gone before the first line is written
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141 and "Traceback" not in err and err == ""

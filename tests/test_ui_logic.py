@@ -252,3 +252,10 @@ def test_logic_and_recipes_stay_free_of_streamlit_and_torch():
             "print('streamlit' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_one_epoch_is_singular():
+    done = logic.run_progress(status="finished", epochs_total=1, epoch_rows=[{}], batch_rows=[], started_at=0.0,
+                              now=1.0)
+    assert done.text == "Finished after 1 of 1 epoch."
+    assert logic.plural(3, "epoch") == "3 epochs"
