@@ -176,6 +176,14 @@ def _counts_none_as_zero(f: dataclasses.Field) -> bool:
     return optional and base is int  # "0 = all" in a number input means None in the config
 
 
+def number_bounds(name: str) -> dict[str, Any]:
+    """``min_value``/``max_value`` for a config field's number input, from its metadata, in the field's type."""
+    f = next(f for f in knobs() if f.name == name)
+    base, _ = value_type(f)
+    bounds = {"min_value": f.metadata["low"], "max_value": f.metadata["high"]}
+    return {k: base(v) for k, v in bounds.items() if v is not None}
+
+
 def widget_values(config: TrainConfig) -> dict[str, Any]:
     """The widget values (``train_*`` keys) that show ``config``'s table fields."""
     values = {}

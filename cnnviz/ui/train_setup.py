@@ -18,7 +18,15 @@ from cnnviz.recipes import default_config, default_probe_layer, estimate_epoch_s
     format_seconds, registry_recipe
 from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
 from cnnviz.ui import cached, state
-from cnnviz.ui.logic import UploadError, images_for_estimate, options_key, plural, save_upload, widget_values
+from cnnviz.ui.logic import (
+    UploadError,
+    images_for_estimate,
+    number_bounds,
+    options_key,
+    plural,
+    save_upload,
+    widget_values,
+)
 from cnnviz.ui.widgets import PERSIST
 
 PREVIEW_SIZE = 64  # px: big enough to see a sample, small enough to decode a dataset fast
@@ -240,7 +248,7 @@ def apply_recipe(arch: str, data: DatasetChoice, mode: str) -> list[str]:
 def hyperparameter_section(why: list[str], num_classes: int) -> None:
     """Epochs, batch size, learning rate, optimiser, input size, subset, augmentation and the rest."""
     c = st.columns(4)
-    c[0].number_input("Epochs", min_value=1, max_value=500, step=1, key="train_epochs", persist_state=PERSIST)
+    c[0].number_input("Epochs", **number_bounds("epochs"), step=1, key="train_epochs", persist_state=PERSIST)
     c[1].select_slider("Batch size", _with_current(BATCHES, "train_batch_size"), key="train_batch_size",
                        persist_state=PERSIST)
     c[2].select_slider("Learning rate", _with_current(LRS, "train_lr"), key="train_lr", persist_state=PERSIST,
@@ -256,11 +264,11 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                    help="plateau divides the rate by 10 when validation loss stalls (AlexNet).")
     with st.expander("More settings"):
         c = st.columns(4)
-        c[0].number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, key="train_momentum",
+        c[0].number_input("Momentum", **number_bounds("momentum"), step=0.05, key="train_momentum",
                           persist_state=PERSIST)
-        c[1].number_input("Weight decay", min_value=0.0, max_value=0.1, step=1e-4, format="%g",
+        c[1].number_input("Weight decay", **number_bounds("weight_decay"), step=1e-4, format="%g",
                           key="train_weight_decay", persist_state=PERSIST)
-        c[2].number_input("Label smoothing", min_value=0.0, max_value=0.5, step=0.05, key="train_label_smoothing",
+        c[2].number_input("Label smoothing", **number_bounds("label_smoothing"), step=0.05, key="train_label_smoothing",
                           persist_state=PERSIST)
         losses = ["ce", "bce"] if num_classes == 2 else ["ce"]
         if st.session_state.get("train_loss") not in losses:
@@ -273,8 +281,9 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
         c[1].number_input("Validation images per class (0 = all)", min_value=0, step=50, key="train_val_subset",
                           persist_state=PERSIST, help="Validating on all 10,000 CIFAR test images every epoch costs "
                                                       "more than training on a CPU.")
-        c[2].number_input("Seed", min_value=0, step=1, key="train_seed", persist_state=PERSIST)
-        c[3].number_input("LR step (epochs)", min_value=1, step=1, key="train_step_size", persist_state=PERSIST,
+        c[2].number_input("Seed", **number_bounds("seed"), step=1, key="train_seed", persist_state=PERSIST)
+        c[3].number_input("LR step (epochs)", **number_bounds("step_size"), step=1, key="train_step_size",
+                          persist_state=PERSIST,
                           help="For the step schedule: divide by 10 every this many epochs.")
         c = st.columns(4)
         c[0].selectbox("Precision", PRECISIONS, key="train_precision", persist_state=PERSIST,
