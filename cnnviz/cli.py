@@ -402,7 +402,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from cnnviz.predict import ImageLoadError, load_image, load_pretrained, predict
+    from cnnviz.data.images import ImageLoadError, load_image
+    from cnnviz.predict import load_pretrained, predict
     from cnnviz.runs import load_model
 
     if args.topk < 1:

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from cnnviz.models import get_model
-from cnnviz.predict import (ImageLoadError, crop_box, imagenet_payload, load_image, load_pretrained, predict,
-                            preprocess, pretrained_available)
+from cnnviz.data.images import ImageLoadError, load_image
+from cnnviz.predict import crop_box, imagenet_payload, load_pretrained, predict, preprocess, pretrained_available
 
 
 def two_colour(width: int = 40, height: int = 30) -> Image.Image:

@@ -33,7 +33,7 @@ def picture(*, key: str, label: str = "Picture") -> Any:
     """A PIL image: an upload, a sample picture from assets/samples, or the generated one."""
     from PIL import Image
 
-    from cnnviz.predict import ImageLoadError, load_image
+    from cnnviz.data.images import ImageLoadError, load_image
 
     samples = sorted(p.name for p in SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
     left, right = st.columns([1, 1])
