@@ -116,6 +116,17 @@ def pretrained_available() -> list[str]:
     return [arch for arch in list_models() if get_spec(arch).weights and imagenet_weights_file(arch).is_file()]
 
 
+def pretrained_weights() -> list[tuple[str, float]]:
+    """``(arch, weights file mtime)`` for each architecture whose ImageNet weights are in the torch cache."""
+    found = []
+    for arch in pretrained_available():
+        try:
+            found.append((arch, imagenet_weights_file(arch).stat().st_mtime))
+        except OSError:  # removed between the two looks
+            continue
+    return found
+
+
 def imagenet_payload(arch: str) -> dict[str, Any]:
     """A checkpoint-like payload for ``arch``'s ImageNet weights: classes and transforms from torchvision's meta."""
     from torchvision.models import get_weight

@@ -15,7 +15,8 @@ import streamlit as st
 
 from cnnviz import charts
 from cnnviz import learn
-from cnnviz.ui.runs_view import SAMPLES_DIR, cached_model, open_store
+from cnnviz.ui.predict_view import SAMPLES_DIR, cached_model
+from cnnviz.ui.widgets import open_store
 
 TRAIN_PAGE = "pages/train.py"
 GENERATED = "generated picture (sky, sun, flower)"

@@ -150,6 +150,7 @@ def save_upload(data: bytes, *, folder: Path, filename: str = "", kind: str = "z
 
 def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]):
     """A ``TrainConfig`` from the Train page's widget values (``train_*`` keys); ValueError says what is missing."""
+    from cnnviz.data import get_dataset_spec  # lazy, like TrainConfig
     from cnnviz.training.config import TrainConfig  # lazy: keeps the sidebar torch-free
 
     get = values.get
@@ -168,13 +169,14 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]):
         init = str(get("train_weights_path"))
     else:
         init = "none"
-    data_path = get("train_upload_path") if dataset == "folder" else None
-    if dataset == "folder" and not data_path:
+    data_spec = get_dataset_spec(dataset)
+    data_path = get("train_upload_path") if data_spec.needs_path else None
+    if data_spec.needs_path and not data_path:
         raise ValueError("Upload a .zip of class folders first.")
     subset, val_subset = get("train_subset"), get("train_val_subset")
     return TrainConfig(
         arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
-        labels=get("train_labels", "fine") if dataset == "cifar100" else "fine",
+        labels=get("train_labels", data_spec.label_sets[0]) if len(data_spec.label_sets) > 1 else data_spec.label_sets[0],
         mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init,
         epochs=int(get("train_epochs", 3)), batch_size=int(get("train_batch_size", 64)), lr=float(get("train_lr", 0.01)),
         optimizer=get("train_optimizer", "sgd"), momentum=float(get("train_momentum", 0.9)),
