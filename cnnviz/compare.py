@@ -1,14 +1,21 @@
-"""Comparing runs: the runs table, its filters, curves, cost and disagreement frames.
+"""Comparing runs: the runs table, its filters, curves, cost and disagreement frames; the models to compare.
 
 Pure pandas over ``cnnviz.runs.Run`` objects (read by attribute, so any object
-with the same fields works); the Compare page draws what these return.
+with the same fields works); the Compare page draws what these return. The
+Predict page compares models on pictures: ``model_choices`` lists them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pandas as pd
+
+from cnnviz.data import DatasetError, get_dataset_spec
+from cnnviz.predict import load_pretrained
+from cnnviz.runs import load_model
 
 # Table columns in display order; filters and the CSV export use the same names.
 TABLE_COLUMNS = (
@@ -42,9 +49,17 @@ def run_label(run: Any) -> str:
     return f"#{run.id} {name}"
 
 
+def _label_sets(dataset: str) -> tuple[str, ...]:
+    try:
+        return get_dataset_spec(dataset).label_sets
+    except DatasetError:  # a run of a dataset this version does not know: show it as stored
+        return ("fine",)
+
+
 def _dataset_label(config: Any) -> str:
-    if config.dataset == "cifar100":
-        return f"cifar100 ({config.labels})"
+    """The dataset, with the labels it was trained on where it has several (``cifar100 (coarse)``)."""
+    if len(_label_sets(config.dataset)) > 1:
+        return f"{config.dataset} ({config.labels})"
     return config.dataset
 
 
@@ -155,8 +170,7 @@ def first_comparable_pair(runs: Sequence[Any]) -> tuple[int, int]:
 
 def validation_key(config: Any) -> tuple:
     """What decides which images a run validated on, in which order."""
-    return (config.dataset, config.data_path, config.labels if config.dataset == "cifar100" else "fine",
-            config.val_split, config.seed, getattr(config, "val_subset", None))
+    return (config.dataset, config.data_path, config.labels, config.val_split, config.seed, config.val_subset)
 
 
 def same_validation_set(run_a: Any, run_b: Any) -> tuple[bool, str]:
@@ -204,3 +218,40 @@ def agreement_counts(*, pred_a: Sequence[int], pred_b: Sequence[int], truth: Seq
         else:
             counts["both wrong, same answer" if a == b else "both wrong, differently"] += 1
     return counts
+
+
+# -- the models the Predict page compares on pictures --------------------------------------------
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model to predict with: a run's checkpoint (``run:<id>``) or ImageNet weights (``imagenet:<arch>``)."""
+
+    key: str
+    label: str
+    version: float  # checkpoint file mtime: a retrained/replaced file is a new cache entry
+
+
+def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]] = ()) -> list[ModelChoice]:
+    """Runs with a saved checkpoint (in the order given), then ``pretrained`` ``(arch, weights mtime)`` pairs."""
+    choices = []
+    for run in runs:
+        path = Path(run.checkpoint) if run.checkpoint else None
+        if path is None or not path.is_file():
+            continue
+        acc = f", val {run.best_val_acc:.0%}" if run.best_val_acc is not None else ""
+        status = "" if run.status == "finished" else f", {run.status}"
+        label = f"{run_label(run)} ({run.config.dataset}{acc}{status})"
+        choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime))
+    for arch, version in pretrained:
+        choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version))
+    return choices
+
+
+def load_choice(key: str):
+    """``(model.eval(), payload)`` for a ``ModelChoice.key``."""
+    kind, _, rest = key.partition(":")
+    if kind == "run":
+        return load_model(int(rest))
+    if kind == "imagenet":
+        return load_pretrained(rest)
+    raise ValueError(f"unknown model key {key!r}; expected run:<id> or imagenet:<arch>")

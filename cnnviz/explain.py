@@ -8,12 +8,19 @@ small built-in colour map (no matplotlib needed).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerGradCam, Saliency
 from PIL import Image
+from torch import nn
 
-from cnnviz.predict import MODEL_LOCK, crop_box, model_device, preprocess
+from cnnviz.data.images import ImageLoadError, load_image
+from cnnviz.models import get_spec
+from cnnviz.predict import MODEL_LOCK, crop_box, model_device, predict, preprocess
 
 # The "jet" colour map as anchors (dark blue -> blue -> cyan -> yellow -> red -> dark red),
 # interpolated to 256 entries: familiar from Grad-CAM papers, and easy on the eye for heat.
@@ -47,8 +54,6 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = 0.5) -> Image.I
 
 def resolve_layer(model, layer) -> tuple[str, Any]:
     """``(name, module)`` for ``layer``: a module, a dotted module path, or a probe point of the model's spec."""
-    from torch import nn
-
     if isinstance(layer, nn.Module):
         for name, module in model.named_modules():
             if module is layer:
@@ -56,8 +61,6 @@ def resolve_layer(model, layer) -> tuple[str, Any]:
         raise ValueError("that layer is not part of this model")
     arch = getattr(model, "cnnviz_arch", None)
     if arch is not None:
-        from cnnviz.models import get_spec
-
         points = get_spec(arch).probe_points
         if layer in points:
             return points[layer], model.get_submodule(points[layer])
@@ -69,58 +72,30 @@ def resolve_layer(model, layer) -> tuple[str, Any]:
 
 def conv_layers(model) -> list[str]:
     """Dotted names of every ``nn.Conv2d`` in the model, in definition order."""
-    from torch import nn
-
     return [name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
 
-def _trace(model, x) -> list[tuple[str, Any, tuple]]:
-    """Run ``model`` on ``x`` and list ``(name, module, output shape)`` in the order modules finish."""
-    import torch
+def gradcam_layer(model) -> tuple[str, nn.Module]:
+    """The layer Grad-CAM reads: the architecture spec's ``cam_layer`` for the model's options.
 
-    done: list[tuple[str, Any, tuple]] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if name:
-            hooks.append(module.register_forward_hook(
-                lambda m, i, out, name=name: done.append((name, m, tuple(out.shape)))
-                if isinstance(out, torch.Tensor) else None))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return done
-
-
-def gradcam_layer(model, x) -> tuple[str, Any]:
-    """The layer Grad-CAM reads: the last output at the spatial size of the last convolution.
-
-    Finding the last ``nn.Conv2d`` (ignoring 1x1-spatial ones inside squeeze-and-excitation
-    blocks) and then the last module finishing at the same size gives ``layer4`` for ResNets
-    (after the residual addition) and the last ReLU of AlexNet's and VGG's features.
+    That is the last feature map at the last convolution's size: ``layer4`` for ResNets
+    (after the residual addition), the ReLU after the last convolution for AlexNet and VGG.
     """
-    from torch import nn
-
-    trace = _trace(model, x)
-    convs = [(i, shape) for i, (_, m, shape) in enumerate(trace) if isinstance(m, nn.Conv2d) and len(shape) == 4]
-    if not convs:
-        raise ValueError(f"{getattr(model, 'cnnviz_arch', 'this model')} has no convolution layer, so no Grad-CAM; "
-                         "use the saliency map instead")
-    spatial = [c for c in convs if c[1][2] * c[1][3] > 1]
-    last, shape = (spatial or convs)[-1]
-    name, module, _ = max(((i, t) for i, t in enumerate(trace) if i >= last and len(t[2]) == 4
-                           and t[2][0] == shape[0] and t[2][2:] == shape[2:]), key=lambda it: it[0])[1]
-    return name, module
+    arch = getattr(model, "cnnviz_arch", None)
+    if arch is None:
+        raise ValueError("this model was not built by cnnviz.models.get_model, so its Grad-CAM layer is unknown; "
+                         "pass layer=")
+    spec = get_spec(arch)
+    name = spec.cam_layer_for(getattr(model, "cnnviz_options", None) or spec.defaults())
+    if name is None:
+        raise ValueError(f"{spec.name} has no convolution layer, so no Grad-CAM; use the saliency map instead")
+    return name, model.get_submodule(name)
 
 
 # -- attributions --------------------------------------------------------------------------------------
 
 
 def _target(model, x, target) -> int:
-    import torch
-
     if target is not None:
         return int(target)
     with torch.no_grad():
@@ -152,13 +127,9 @@ def gradcam(model, payload: dict[str, Any], image: Image.Image, *, target: int |
     Returns an (H, W) float array in [0, 1] matching ``image``. ``layer`` defaults to
     ``gradcam_layer``'s choice; a module, a dotted path or a probe point name also work.
     """
-    import torch
-    import torch.nn.functional as F
-    from captum.attr import LayerGradCam
-
     with MODEL_LOCK:
         x = preprocess(image, payload).to(model_device(model))
-        _, module = resolve_layer(model, layer) if layer is not None else gradcam_layer(model, x)
+        _, module = resolve_layer(model, layer) if layer is not None else gradcam_layer(model)
         cls = _target(model, x, target)
         with torch.enable_grad():
             x.requires_grad_(True)  # frozen backbones: keep the graph alive up to the layer
@@ -172,9 +143,6 @@ def gradcam(model, payload: dict[str, Any], image: Image.Image, *, target: int |
 
 def saliency(model, payload: dict[str, Any], image: Image.Image, *, target: int | None = None) -> np.ndarray:
     """Vanilla gradient saliency (Captum ``Saliency``): |d score / d pixel|, max over colour, in [0, 1]."""
-    import torch
-    from captum.attr import Saliency
-
     with MODEL_LOCK:
         x = preprocess(image, payload).to(model_device(model))
         cls = _target(model, x, target)
@@ -187,8 +155,6 @@ def saliency(model, payload: dict[str, Any], image: Image.Image, *, target: int 
 
 def feature_maps(model, payload: dict[str, Any], image: Image.Image, layer) -> np.ndarray:
     """The activations of ``layer`` for ``image`` as (C, h, w), each channel scaled to [0, 1] for display."""
-    import torch
-
     with MODEL_LOCK:
         _, module = resolve_layer(model, layer)
         x = preprocess(image, payload).to(model_device(model))
@@ -210,8 +176,6 @@ def feature_maps(model, payload: dict[str, Any], image: Image.Image, layer) -> n
 
 def first_layer_filters(model) -> np.ndarray:
     """The first convolution's kernels as RGB tiles (N, kh, kw, 3), each scaled to [0, 1] (AlexNet paper, fig. 3)."""
-    from torch import nn
-
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is None:
         raise ValueError(f"{getattr(model, 'cnnviz_arch', 'this model')} has no convolution layer")
@@ -222,3 +186,62 @@ def first_layer_filters(model) -> np.ndarray:
     low = tiles.min(axis=(1, 2, 3), keepdims=True)
     span = tiles.max(axis=(1, 2, 3), keepdims=True) - low
     return np.where(span > 0, (tiles - low) / np.where(span > 0, span, 1), 0.5).astype(np.float32)
+
+
+# -- what several models say about several pictures (the Predict page) ----------------------------
+
+MAX_SIDE = 1280  # px: pictures are shrunk to this first (the models see 224 px at most; the screen less)
+
+
+@dataclass
+class ModelAnswer:
+    """What one model says about one picture: top-k, the Grad-CAM overlay, or why it failed."""
+
+    label: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    overlay: Any = None  # PIL image
+    error: str | None = None
+
+
+def error_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for a one-line notice."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def answer(*, label: str, model, payload: dict, image: Image.Image, topk: int) -> ModelAnswer:
+    """Top-k classes and a Grad-CAM overlay of ``image`` for one model (errors become ``error``, not exceptions)."""
+    try:
+        top = predict(model, payload, image, topk=topk)
+        heat = gradcam(model, payload, image)
+        return ModelAnswer(label, top=top, overlay=overlay(image, heat))
+    except Exception as exc:  # one model failing (e.g. a too-small input) must not hide the others
+        return ModelAnswer(label, error=f"{label} could not predict: {error_line(exc)}")
+
+
+def display_copy(picture: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
+    """A copy no bigger than the model or the screen needs (a 12 MP photo would slow Grad-CAM and the page)."""
+    picture = picture.copy()
+    picture.thumbnail((max_side, max_side))
+    return picture
+
+
+def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[tuple[str, Any]],
+                   topk: int) -> list[tuple[str, Image.Image | None, list[ModelAnswer] | str]]:
+    """For each ``(name, bytes)``: ``(name, picture, answers)``, or ``(name, None, warning)`` for an unusable file.
+
+    ``models`` are ``(label, loaded)`` pairs, ``loaded`` being ``(model, payload)`` or the
+    one-line reason the model could not be loaded (shown as that model's answer).
+    """
+    results = []
+    for name, data in images:
+        try:
+            picture = display_copy(load_image(data, name=name))
+        except ImageLoadError as exc:
+            results.append((name, None, str(exc)))
+            continue
+        answers = [ModelAnswer(label, error=loaded) if isinstance(loaded, str)
+                   else answer(label=label, model=loaded[0], payload=loaded[1], image=picture, topk=topk)
+                   for label, loaded in models]
+        results.append((name, picture, answers))
+    return results

@@ -1,128 +1,21 @@
-"""Robust image loading and top-k prediction.
+"""Top-k prediction on any model, with its input prepared exactly as training prepared it.
 
-``load_image`` is the one image loader of the app and the command line: any
-upload (phone photo, scan, screenshot, 16-bit TIFF) becomes an upright RGB
-picture, and anything else a one-line ``ImageLoadError``.
+Pictures come from ``cnnviz.data.images.load_image``, the one image loader of the app
+and the command line; ImageNet-pretrained models from the torch cache are here too.
 """
 
 from __future__ import annotations
 
-import io
 import threading
-import warnings
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
-
-# Formats we decode (phones' MPO files open as JPEG). Passing this list to Image.open also keeps
-# Pillow from trying plugins that call out to other programs (EPS runs Ghostscript).
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
-MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
+from PIL import Image
 
 # Explanations attach Captum hooks to a model while they run; models are cached and shared
 # between sessions, so predictions and explanations take turns on them (cnnviz.explain uses it too).
 MODEL_LOCK = threading.RLock()
-
-
-class ImageLoadError(ValueError):
-    """An image that cannot be used; the message is one line saying what was wrong and what to do."""
-
-
-def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS,
-               name: str | None = None) -> Image.Image:
-    """Decode ``data`` (bytes, a path, or a file object) into an upright RGB image, or raise ImageLoadError."""
-    label = name or (Path(data).name if isinstance(data, (str, Path)) else getattr(data, "name", None) or "image")
-    try:
-        fp = _open_source(data)
-    except OSError as exc:
-        raise ImageLoadError(f"{label}: cannot read the file ({exc.strerror or exc}); check the path") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(fp, formats=FORMATS)
-            _check_size(image, max_pixels, label)
-            image.load()  # the header alone says nothing about truncation: decode now
-            image = _upright(image)
-            return to_rgb(image)
-    except ImageLoadError:
-        raise
-    except Image.UnidentifiedImageError:
-        raise ImageLoadError(
-            f"{label}: not a readable image; use a jpg, png, webp, bmp, gif or tiff file") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(
-            f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "
-            f"{max_pixels / 1e6:.0f} megapixels") from None
-    except Exception as exc:  # truncated data, corrupt chunks, bad headers: Pillow raises many types
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ImageLoadError(
-            f"{label}: the file is damaged or truncated ({reason}); save or download it again") from None
-
-
-def _open_source(data) -> BinaryIO:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return io.BytesIO(bytes(data))
-    if isinstance(data, (str, Path)):
-        return io.BytesIO(Path(data).read_bytes())
-    if hasattr(data, "getvalue"):  # Streamlit's UploadedFile, BytesIO
-        return io.BytesIO(data.getvalue())
-    return io.BytesIO(data.read())
-
-
-def _check_size(image: Image.Image, max_pixels: int, label: str) -> None:
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise ImageLoadError(f"{label}: the image has no pixels ({width}x{height}); use another file")
-    if width * height > max_pixels:
-        raise ImageLoadError(
-            f"{label}: the image is absurdly large ({width}x{height} = {width * height / 1e6:.0f} megapixels); "
-            f"resize it below {max_pixels / 1e6:.0f} megapixels")
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation (phone photos are stored sideways with a rotate-me tag)."""
-    try:
-        return ImageOps.exif_transpose(image) or image
-    except Exception:  # a broken EXIF block should not cost the picture
-        return image
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode to 8-bit RGB: transparency over white, 16-bit and float scaled, CMYK converted."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-        mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode.startswith("I") or mode == "F":
-        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
-    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-
-
-def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
-    """16/32-bit integer or float pixels to 0..255 grey levels (16-bit ranges are scaled, not clipped)."""
-    array = array.astype(np.float64)
-    if array.size == 0:
-        return array.astype(np.uint8)
-    low, high = float(array.min()), float(array.max())
-    if mode == "F":
-        if low >= 0.0 and high <= 1.0:
-            array = array * 255.0
-        elif high > low:
-            array = (array - low) / (high - low) * 255.0
-    elif mode.startswith("I;16"):
-        array = array / 65535.0 * 255.0
-    elif high > 255:  # mode "I": 16-bit data widened to 32 bits, or true 32-bit
-        array = array / (65535.0 if high <= 65535 else high) * 255.0
-    return np.clip(array.round(), 0, 255).astype(np.uint8)
 
 
 # -- prediction ------------------------------------------------------------------------------
@@ -221,6 +114,17 @@ def pretrained_available() -> list[str]:
     from cnnviz.models import get_spec, list_models
 
     return [arch for arch in list_models() if get_spec(arch).weights and imagenet_weights_file(arch).is_file()]
+
+
+def pretrained_weights() -> list[tuple[str, float]]:
+    """``(arch, weights file mtime)`` for each architecture whose ImageNet weights are in the torch cache."""
+    found = []
+    for arch in pretrained_available():
+        try:
+            found.append((arch, imagenet_weights_file(arch).stat().st_mtime))
+        except OSError:  # removed between the two looks
+            continue
+    return found
 
 
 def imagenet_payload(arch: str) -> dict[str, Any]:

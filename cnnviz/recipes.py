@@ -51,7 +51,9 @@ def default_image_size(*, default_size: int, min_size: int, native_size: int | N
 def recipe(*, arch: str, dataset: str, mode: str, default_size: int = 224, min_size: int = 32,
            native_size: int | None = None, num_classes: int | None = None) -> Recipe:
     """Starting hyperparameters for training ``arch`` on ``dataset`` in ``mode``, with the reasons."""
-    pretrained = mode in PRETRAINED_MODES
+    from cnnviz.models import get_spec  # deferred: the module stays torch-free at import
+
+    pretrained, alexnet_family = mode in PRETRAINED_MODES, get_spec(arch).family == "alexnet"
     why: list[str] = []
     values: dict[str, Any] = {
         "epochs": EPOCHS.get(dataset, 5), "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
@@ -67,9 +69,9 @@ def recipe(*, arch: str, dataset: str, mode: str, default_size: int = 224, min_s
             values["augment"] = "cifar"
             why.append("CIFAR from scratch: random crops and flips fight overfitting")
         elif dataset in ("hymenoptera", "folder"):
-            values["augment"] = "alexnet" if arch.startswith("alex") else "standard"
+            values["augment"] = "alexnet" if alexnet_family else "standard"
             why.append("photos from scratch: crop/flip augmentation (PCA colour noise for AlexNet)")
-        if arch.startswith("alex") and values["epochs"] >= 5:
+        if alexnet_family and values["epochs"] >= 5:
             values["scheduler"] = "plateau"
             why.append("AlexNet divided its learning rate by 10 when validation stopped improving")
     elif mode == "probe":

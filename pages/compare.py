@@ -3,18 +3,19 @@ confusion matrices side by side and the images where two runs disagree."""
 
 import streamlit as st
 
-from cnnviz.ui import runs_view as view
+from cnnviz.ui import compare_view as view
 from cnnviz.ui.nav import require_router
+from cnnviz.ui.widgets import link_to_train, open_store
 
 require_router()
 
 st.title("Compare runs")
 st.caption("Every run trained here, side by side: which architecture learns fastest per epoch and per minute, "
            "what its accuracy costs, which classes it confuses, and which pictures two models disagree on.")
-store = view.open_store()
+store = open_store()
 runs = store.list()
 if not runs:
-    view.link_to_train("No runs yet. Train a model first (a `shapes` run takes about a minute), then come back "
+    link_to_train("No runs yet. Train a model first (a `shapes` run takes about a minute), then come back "
                        "to compare it with others.")
     st.stop()
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from cnnviz import experiments as ex
 from cnnviz.ui import experiments_view as view
-from cnnviz.ui.runs_view import open_store
+from cnnviz.ui.widgets import open_store
 from cnnviz.ui.nav import require_router
 
 require_router()

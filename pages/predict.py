@@ -2,19 +2,20 @@
 
 import streamlit as st
 
-from cnnviz.ui import runs_view as view
+from cnnviz.ui import predict_view as view
 from cnnviz.ui.nav import require_router
+from cnnviz.ui.widgets import link_to_train, open_store
 
 require_router()
 
 st.title("Predict")
 st.caption("Give the models a picture: each one lists its most likely classes and a Grad-CAM heat map shows "
            "which part of the picture drove its top answer.")
-store = view.open_store()
+store = open_store()
 with st.spinner("Looking for trained models..."):  # the first look imports torch: a few seconds
     choices = view.model_choices(store)
 if not choices:
-    view.link_to_train("No trained model yet: train a run first (a `shapes` run takes about a minute), "
+    link_to_train("No trained model yet: train a run first (a `shapes` run takes about a minute), "
                        "then come back to try it on pictures.")
     view.pretrained_note(choices)
     st.stop()

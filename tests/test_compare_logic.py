@@ -158,3 +158,23 @@ def test_compare_module_is_streamlit_free():
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.startswith("streamlit") for name in imported)
     assert isinstance(compare.runs_table(runs=[]), pd.DataFrame)
+
+
+def test_dataset_labels_follow_the_dataset_spec(runs):
+    """Only datasets with several label sets (CIFAR-100's fine and coarse) name the labels in the table."""
+    table = compare.runs_table(runs=[*runs, _run(5, dataset="cifar100", labels="fine")]).set_index("id")
+    assert table.loc[5, "dataset"] == "cifar100 (fine)" and table.loc[1, "dataset"] == "shapes"
+    assert compare.validation_key(runs[1].config)[2] == "coarse"
+
+
+def test_model_choices_offer_runs_with_a_checkpoint_then_pretrained_weights(tmp_path):
+    saved = tmp_path / "best.pt"
+    saved.write_bytes(b"weights")
+    runs = [_run(3, name="kept", status="stopped"), _run(2), _run(1)]
+    runs[0].checkpoint, runs[2].checkpoint = str(saved), str(tmp_path / "gone.pt")
+    choices = compare.model_choices(runs, pretrained=[("resnet18", 12.0)])
+    assert [c.key for c in choices] == ["run:3", "imagenet:resnet18"]
+    assert choices[0].label == "#3 kept (shapes, val 53%, stopped)" and choices[0].version == saved.stat().st_mtime
+    assert choices[1].label == "resnet18 (ImageNet-pretrained, 1000 classes)" and choices[1].version == 12.0
+    with pytest.raises(ValueError, match="unknown model key"):
+        compare.load_choice("somewhere:3")

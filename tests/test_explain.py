@@ -52,17 +52,45 @@ def test_gradcam_target_and_layer_choices(tiny, photo):
         resolve_layer(tiny, "nowhere.at.all")
 
 
-@pytest.mark.parametrize("arch", [a for a in list_models() if a != "softmax"])
+@pytest.mark.parametrize("arch", [a for a in list_models() if get_spec(a).cam_layer is not None])
 def test_gradcam_layer_for_every_architecture(arch):
-    """The generic choice is the last spatial output: after the residual add, after the last ReLU."""
-    spec = get_spec(arch)
-    size = max(spec.min_size, 32 if spec.default_size <= 64 else 64)
+    """The spec's choice is the last spatial output: after the residual add, after the last ReLU."""
     with torch.device("meta"):
         model = get_model(arch, num_classes=3).eval()
-    name, module = gradcam_layer(model, torch.zeros(1, 3, size, size, device="meta"))
-    assert name and not isinstance(module, (torch.nn.Linear, torch.nn.AdaptiveAvgPool2d))
+    name, module = gradcam_layer(model)
+    assert name == get_spec(arch).cam_layer_for(model.cnnviz_options)
+    assert module is model.get_submodule(name)
+    assert not isinstance(module, (torch.nn.Linear, torch.nn.AdaptiveAvgPool2d))
     if arch.startswith("resnet"):
         assert name == "layer4"
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_gradcam_reads_the_spec_layer(arch, photo, monkeypatch):
+    """Grad-CAM attaches to the module ``cam_layer`` names, whatever the options (VGG's batch norm moves it)."""
+    import cnnviz.explain as explain
+
+    spec = get_spec(arch)
+    options = {"batchnorm": True} if any(o.name == "batchnorm" for o in spec.options) else {}
+    seen = []
+
+    class Spy:
+        def __init__(self, model, layer):
+            seen.append(layer)
+
+        def attribute(self, x, target, relu_attributions):
+            return torch.ones(1, 1, 4, 4)
+
+    monkeypatch.setattr(explain, "LayerGradCam", Spy)
+    with torch.device("meta"):
+        model = get_model(arch, num_classes=3, options=options).eval()
+    size = max(spec.min_size, 32)
+    if spec.cam_layer is None:
+        with pytest.raises(ValueError, match="no convolution layer"):
+            gradcam(model, payload(size), photo, target=0)
+        return
+    gradcam(model, payload(size), photo, target=0)
+    assert seen == [model.get_submodule(spec.cam_layer_for(model.cnnviz_options))]
 
 
 def test_softmax_has_no_gradcam_but_has_saliency(photo):

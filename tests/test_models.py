@@ -54,6 +54,7 @@ def test_spec_is_complete(name):
     assert resolve_options(name) == spec.defaults()
     names = [o.name for o in spec.options]
     assert len(names) == len(set(names))
+    assert spec.family, "the network it descends from (recipes follow its paper)"
     if spec.weights:
         torchvision.models.get_weight(spec.weights)  # a real torchvision weights name
         assert set(spec.weights_options) <= set(names)
@@ -161,6 +162,48 @@ def test_probe_points_are_feature_maps_shallow_to_deep(name):
     assert sides == sorted(sides, reverse=True)
     with pytest.raises(ValueError, match="probe point"):
         probe_module(model, "nowhere")
+
+
+def _finish_order(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module, tuple]]:
+    """``(name, module, output shape)`` of every module, in the order their forward passes end."""
+    done, hooks = [], []
+    for name, module in model.named_modules():
+        if name:
+            hooks.append(module.register_forward_hook(
+                lambda m, i, out, name=name: done.append((name, m, tuple(out.shape)))
+                if isinstance(out, torch.Tensor) else None))
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return done
+
+
+CAM_CASES = [pytest.param(name, {}, id=f"{name}-defaults") for name in MODELS] + [
+    pytest.param(name, {option.name: value}, id=f"{name}-{option.name}={value}")
+    for name in MODELS for option in get_spec(name).options for value in _other_values(option)
+    if option.kind in ("bool", "choice")]
+
+
+@pytest.mark.parametrize("name,options", CAM_CASES)
+def test_cam_layer_is_the_last_feature_map_at_the_last_convolutions_size(name, options):
+    """What Grad-CAM needs (Selvaraju et al., 2017): the deepest rectified maps before pooling shrinks them."""
+    spec = get_spec(name)
+    path = spec.cam_layer_for(resolve_options(name, options))
+    model = meta_model(name, num_classes=10, options=options).eval()
+    big = spec.default_size > 64 or options.get("stem") == "imagenet"
+    size = max(spec.min_size, 64 if big else 32)  # big enough that the last stage keeps more than 1x1
+    done = _finish_order(model, torch.zeros(1, 3, size, size, device="meta"))
+    convs = [i for i, (_, m, shape) in enumerate(done) if isinstance(m, nn.Conv2d) and shape[-1] * shape[-2] > 1]
+    if not convs:
+        assert path is None, f"{name} has no convolution but names a Grad-CAM layer"
+        return
+    assert path is not None, f"{name} has convolutions but no cam_layer"
+    model.get_submodule(path)  # raises if the path names nothing
+    last_shape = done[convs[-1]][2]
+    same_size = [n for i, (n, _, shape) in enumerate(done) if i >= convs[-1] and shape[2:] == last_shape[2:]
+                 and len(shape) == 4]
+    assert path == same_size[-1]
 
 
 def _skip_blocks(model: nn.Module) -> set[str]:

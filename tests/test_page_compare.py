@@ -105,11 +105,11 @@ def test_chosen_runs_draw_curves_cost_and_confusions(seeded):
 
 
 def test_disagreement_gallery_on_a_shared_validation_set():
-    from cnnviz.ui import runs_view
+    from cnnviz.ui import compare_view
 
     config = TrainConfig(arch="alexnet_cifar", epochs=1)
     # What the page will load (cached), so the test knows the true labels.
-    val = runs_view._validation_images(config.to_json(), runs_view._display_size(config))
+    val = compare_view._validation_images(config.to_json(), compare_view._display_size(config))
     truth = val.labels.tolist()
     n = len(val.classes)
     pred_a = list(truth)

@@ -95,9 +95,9 @@ def test_uploads_predict_and_a_broken_file_only_warns(seeded_run):
 
 
 def test_sample_pictures_and_pure_analysis(seeded_run):
-    from cnnviz.ui import runs_view
+    from cnnviz.ui import predict_view
 
-    names = runs_view.sample_names()
+    names = predict_view.sample_names()
     assert len(names) >= 5 and all(n.endswith(".jpg") for n in names)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["predict_samples"] = names[:2]
@@ -106,8 +106,8 @@ def test_sample_pictures_and_pure_analysis(seeded_run):
     assert len(at.get("vega_lite_chart")) == 2
 
     # The same per-picture work without a page: what the page draws, from bytes.
-    choice = next(c for c in runs_view.model_choices(RunStore()) if c.key == f"run:{seeded_run}")
-    results = runs_view.analyse_images(images=[("ok.png", _png()), ("bad.gif", b"GIF89a")], models=[choice], topk=5)
+    choice = next(c for c in predict_view.model_choices(RunStore()) if c.key == f"run:{seeded_run}")
+    results = predict_view.analyse_images(images=[("ok.png", _png()), ("bad.gif", b"GIF89a")], models=[choice], topk=5)
     (name, picture, answers), (bad_name, bad_picture, warning) = results
     assert name == "ok.png" and picture.mode == "RGB" and answers[0].error is None
     top = answers[0].top
@@ -135,19 +135,19 @@ def test_camera_is_off_until_asked(seeded_run):
 
 def test_cached_imagenet_weights_are_offered(tmp_path, monkeypatch):
     from cnnviz.predict import imagenet_weights_file
-    from cnnviz.ui import runs_view
+    from cnnviz.ui import predict_view
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     weights = imagenet_weights_file("alexnet")
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"a damaged download")  # listed because the file is there; loading it then fails politely
-    runs_view._pretrained_archs.clear()
+    predict_view._pretrained_archs.clear()
     try:
         at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
         assert at.multiselect(key="predict_models").value == ["imagenet:alexnet"]
         assert not any("prefetch" in c.value for c in at.caption)
-        at.session_state["predict_samples"] = runs_view.sample_names()[:1]
+        at.session_state["predict_samples"] = predict_view.sample_names()[:1]
         _run(at)
         assert at.error and "could not be loaded" in at.error[0].value
     finally:
-        runs_view._pretrained_archs.clear()
+        predict_view._pretrained_archs.clear()

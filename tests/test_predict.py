@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from cnnviz.models import get_model
-from cnnviz.predict import (ImageLoadError, crop_box, imagenet_payload, load_image, load_pretrained, predict,
-                            preprocess, pretrained_available)
+from cnnviz.data.images import ImageLoadError, load_image
+from cnnviz.predict import crop_box, imagenet_payload, load_pretrained, predict, preprocess, pretrained_available
 
 
 def two_colour(width: int = 40, height: int = 30) -> Image.Image:
@@ -215,3 +215,19 @@ def test_imagenet_weights_from_the_cache_only(tmp_path, monkeypatch):
     assert len(top) == 3 and all(name in payload["classes"] for name, _ in top)
     with pytest.raises(ValueError, match="no ImageNet weights"):
         imagenet_payload("softmax")
+
+
+def test_analyse_images_answers_per_model_and_names_unusable_files():
+    from cnnviz.explain import analyse_images
+
+    torch.manual_seed(0)
+    model = get_model("alexnet_cifar", num_classes=3).eval()
+    payload = {"image_size": 32, "mean": [0.5] * 3, "std": [0.25] * 3, "classes": ["a", "b", "c"]}
+    results = analyse_images(images=[("ok.png", encode(two_colour(), "PNG")), ("bad.gif", b"GIF89a")],
+                             models=[("tiny", (model, payload)), ("gone", "gone could not be loaded: no file")], topk=2)
+    (name, picture, answers), (bad, nothing, warning) = results
+    assert name == "ok.png" and picture.size == (40, 30)
+    assert [a.label for a in answers] == ["tiny", "gone"]
+    assert len(answers[0].top) == 2 and answers[0].overlay.size == picture.size and answers[0].error is None
+    assert answers[1].error == "gone could not be loaded: no file"
+    assert bad == "bad.gif" and nothing is None and "bad.gif" in warning

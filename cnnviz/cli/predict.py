@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Predict each image; exit 1 when one could not be read (the others are still predicted)."""
-    from cnnviz.predict import ImageLoadError, load_image, load_pretrained, predict
+    from cnnviz.data.images import ImageLoadError, load_image
+    from cnnviz.predict import load_pretrained, predict
     from cnnviz.runs import load_model
 
     if args.topk < 1:

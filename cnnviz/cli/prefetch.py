@@ -52,7 +52,7 @@ def run(args) -> int:
 def _downloadable_datasets() -> list[str]:
     from cnnviz.data import get_dataset_spec, list_datasets
 
-    return [n for n in list_datasets() if n != "shapes" and not get_dataset_spec(n).needs_path]
+    return [n for n in list_datasets() if not (get_dataset_spec(n).generated or get_dataset_spec(n).needs_path)]
 
 
 def _prefetch_dataset(name: str) -> str:

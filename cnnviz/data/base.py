@@ -95,6 +95,7 @@ class DatasetSpec:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     official_val: bool = True  # the files come with a held-out split (folder: depends on the layout)
     label_sets: tuple[str, ...] = ("fine",)
+    generated: bool = False  # made in code (nothing to download or place)
     indexer: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
 
 

@@ -1,6 +1,11 @@
-"""Decode image files into square uint8 tensors of one size, fast, skipping what cannot be read.
+"""Decode image files: one picture robustly (``load_image``), or many into square uint8 tensors, fast.
 
-JPEGs (nearly every dataset) go through torchvision's batched libjpeg-turbo
+``load_image`` is the one loader of single pictures (uploads, the command line): any
+phone photo, scan, screenshot or 16-bit TIFF becomes an upright RGB picture, and
+anything else a one-line ``ImageLoadError``. ``to_rgb`` is the one Pillow-mode
+conversion, shared by both paths.
+
+For datasets, JPEGs (nearly every dataset) go through torchvision's batched libjpeg-turbo
 decoder, about 30 us per CIFAR picture; anything else, and any JPEG it
 refuses, goes through Pillow, which converts every mode (palette, RGBA,
 grayscale, 16-bit, CMYK) to RGB and applies the EXIF orientation. Every
@@ -12,17 +17,122 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from cnnviz.predict import to_rgb  # the one Pillow-mode conversion, shared with uploaded photos
-
 CHUNK = 2048  # files read and decoded per step: bounds the raw bytes held at once
 BATCH_RESIZE_MIN = 16  # this many same-sized pictures resize faster as one torch batch than one by one
+# Formats we decode (phones' MPO files open as JPEG). Passing this list to Image.open also keeps
+# Pillow from trying plugins that call out to other programs (EPS runs Ghostscript).
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
+
+
+class ImageLoadError(ValueError):
+    """An image that cannot be used; the message is one line saying what was wrong and what to do."""
+
+
+def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIXELS,
+               name: str | None = None) -> Image.Image:
+    """Decode ``data`` (bytes, a path, or a file object) into an upright RGB image, or raise ImageLoadError."""
+    label = name or (Path(data).name if isinstance(data, (str, Path)) else getattr(data, "name", None) or "image")
+    try:
+        fp = _open_source(data)
+    except OSError as exc:
+        raise ImageLoadError(f"{label}: cannot read the file ({exc.strerror or exc}); check the path") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp, formats=FORMATS)
+            _check_size(image, max_pixels, label)
+            image.load()  # the header alone says nothing about truncation: decode now
+            image = _upright(image)
+            return to_rgb(image)
+    except ImageLoadError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{label}: not a readable image; use a jpg, png, webp, bmp, gif or tiff file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(
+            f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "
+            f"{max_pixels / 1e6:.0f} megapixels") from None
+    except Exception as exc:  # truncated data, corrupt chunks, bad headers: Pillow raises many types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ImageLoadError(
+            f"{label}: the file is damaged or truncated ({reason}); save or download it again") from None
+
+
+def _open_source(data) -> BinaryIO:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(data))
+    if isinstance(data, (str, Path)):
+        return io.BytesIO(Path(data).read_bytes())
+    if hasattr(data, "getvalue"):  # Streamlit's UploadedFile, BytesIO
+        return io.BytesIO(data.getvalue())
+    return io.BytesIO(data.read())
+
+
+def _check_size(image: Image.Image, max_pixels: int, label: str) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{label}: the image has no pixels ({width}x{height}); use another file")
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{label}: the image is absurdly large ({width}x{height} = {width * height / 1e6:.0f} megapixels); "
+            f"resize it below {max_pixels / 1e6:.0f} megapixels")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (phone photos are stored sideways with a rotate-me tag)."""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:  # a broken EXIF block should not cost the picture
+        return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB: transparency over white, 16-bit and float scaled, CMYK converted."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _scale_to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
+    """16/32-bit integer or float pixels to 0..255 grey levels (16-bit ranges are scaled, not clipped)."""
+    array = array.astype(np.float64)
+    if array.size == 0:
+        return array.astype(np.uint8)
+    low, high = float(array.min()), float(array.max())
+    if mode == "F":
+        if low >= 0.0 and high <= 1.0:
+            array = array * 255.0
+        elif high > low:
+            array = (array - low) / (high - low) * 255.0
+    elif mode.startswith("I;16"):
+        array = array / 65535.0 * 255.0
+    elif high > 255:  # mode "I": 16-bit data widened to 32 bits, or true 32-bit
+        array = array / (65535.0 if high <= 65535 else high) * 255.0
+    return np.clip(array.round(), 0, 255).astype(np.uint8)
+
+
+# -- datasets: many files at one size ------------------------------------------------------------
 
 
 def fit_square(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -168,7 +168,7 @@ def index_folder(*, root: Path, path: Path | None, labels: str) -> DatasetIndex:
 
 
 register(DatasetSpec(
-    name="shapes", label="Shapes (generated)", native_size=64, num_classes=len(shapes.SHAPE_CLASSES),
+    name="shapes", label="Shapes (generated)", generated=True, native_size=64, num_classes=len(shapes.SHAPE_CLASSES),
     description=f"{len(shapes.SHAPE_CLASSES)} classes of coloured shapes and patterns on textured, noisy backgrounds, "
                 f"drawn in code ({shapes.SPLIT_SIZES['train']} train / {shapes.SPLIT_SIZES['val']} val per class): always available, trains in a minute.",
     how_to_get="Nothing to do: generated on the fly.",

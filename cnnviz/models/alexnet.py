@@ -238,6 +238,8 @@ register(ModelSpec(
     head="classifier.6",
     probe_points={"conv1": "features.2", "conv2": "features.5", "conv3": "features.7",
                   "conv4": "features.9", "conv5": "features.12"},
+    family="alexnet",
+    cam_layer="features.11",  # the slot after conv5 (ReLU, or BN + ReLU): 13x13 maps before the last pool
     weights="AlexNet_Weights.IMAGENET1K_V1",
     weights_options={"lrn": False, "dropout": True, "batchnorm": False},
     paper=ALEXNET_PAPER,
@@ -275,6 +277,8 @@ def _register_alex_blocks(name: str, label: str, *, paper: str, description: str
         min_size=16,  # the geometry needs 15 px with stem=cifar (63 with stem=imagenet); 16 px is the floor
         head="classifier.6",
         probe_points=_ALEX_BLOCK_PROBES,
+        family="alexnet",
+        cam_layer="features.block3.relu",  # after the shortcut's addition, before the last pool
         paper=paper,
         description=description,
         presets=presets,

@@ -73,7 +73,12 @@ class ModelSpec:
     whose output a linear probe reads. ``weights`` names a torchvision weights
     enum value (``"ResNet18_Weights.IMAGENET1K_V1"``) or is None when no
     pretrained weights exist; ``weights_options`` are the option values those
-    weights were trained with (other values cannot load them).
+    weights were trained with (other values cannot load them). ``family`` names
+    the network it descends from (``"alexnet"`` for AlexNet and its hybrids), so
+    recipes can follow that paper's training. ``cam_layer`` is the dotted path of
+    the module whose output Grad-CAM reads (the last feature map at the last
+    convolution's size); it may depend on the options, so read it with
+    ``cam_layer_for``. None: no convolution, so no Grad-CAM.
     """
 
     name: str
@@ -89,7 +94,8 @@ class ModelSpec:
     paper: str = ""
     description: str = ""
     presets: dict[str, Any] = field(default_factory=dict)
-    # Added by the models helper (defaults keep the original API):
+    family: str = ""
+    cam_layer: str | Callable[[dict[str, Any]], str] | None = None
     # more_weights: further (weights enum name, options they need) pairs, e.g. VGG16's
     # batch-norm weights; weights_for() picks the pair matching the chosen options.
     more_weights: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -102,6 +108,10 @@ class ModelSpec:
             if all(options.get(key) == value for key, value in needs.items()):
                 return weights, needs
         return self.weights, self.weights_options
+
+    def cam_layer_for(self, options: dict[str, Any]) -> str | None:
+        """The dotted path Grad-CAM reads in a model built with ``options`` (None: no convolution)."""
+        return self.cam_layer(options) if callable(self.cam_layer) else self.cam_layer
 
     def option(self, name: str) -> Option:
         for opt in self.options:

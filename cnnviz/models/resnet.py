@@ -225,6 +225,8 @@ for _arch, (_label, _weights, _description) in _RESNET_INFO.items():
         min_size=16,  # any size fits the geometry (adaptive pooling); 16 px is a floor for meaningful images
         head="fc",
         probe_points=dict(_RESNET_PROBES),
+        family="resnet",
+        cam_layer="layer4",  # the last stage, after its residual addition
         weights=_weights,
         weights_options=dict(_RESNET_WEIGHTS_OPTIONS),
         paper=f"{RESNET_PAPER} SE blocks: {SE_PAPER}",
@@ -341,6 +343,8 @@ register(ModelSpec(
     min_size=16,  # any size fits the geometry (global pooling); 16 px is a floor for meaningful images
     head="fc",
     probe_points={"stem": "stem", "stage1": "layer1", "stage2": "layer2", "stage3": "layer3"},
+    family="resnet",
+    cam_layer="layer3",  # the last of its three stages
     paper=RESNET_PAPER + " (Section 4.2, CIFAR-10)",
     description="The small ResNets of He et al. for 32x32 images: 16, 32 and 64 channels, depth 20 to 110.\n"
                 "Switch residual off to see deeper plain networks train worse: the degradation problem.",

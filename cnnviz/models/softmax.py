@@ -44,6 +44,7 @@ register(ModelSpec(
     min_size=16,
     head="fc",
     probe_points={},  # it is itself the probe on raw pixels
+    family="linear",  # no convolution, so no cam_layer
     paper="Softmax (multinomial logistic) regression; see e.g. Goodfellow, Bengio and Courville (2016), Deep Learning, 6.2.2.3.",
     description="A single linear layer from the raw pixels to the class scores, then softmax: no features at all.\n"
                 "The baseline every convolutional network and every linear probe should beat.",

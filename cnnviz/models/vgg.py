@@ -2,7 +2,7 @@
 
 Architecture as data: a VGG is a list of conv output channels with ``"M"`` for a 2x2 max
 pool. ``VGG_LAYOUTS`` is that list, so a page can show it; ``vgg_probe_points`` finds
-the pooling layers that end each of the five blocks.
+the pooling layers that end each of the five blocks and ``vgg_cam_layer`` the last ReLU.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ def vgg_probe_points(layout: list[int | str], *, batchnorm: bool) -> dict[str, s
         else:
             index += 3 if batchnorm else 2  # conv, [bn], relu
     return points
+
+
+def vgg_cam_layer(layout: list[int | str], *, batchnorm: bool) -> str:
+    """The last convolution's ReLU (``features.29`` in VGG-16): the rectified maps Grad-CAM reads, before pool 5."""
+    modules = sum(1 if item == "M" else 3 if batchnorm else 2 for item in layout)
+    return f"features.{modules - 2}"  # the layout ends with a pool; the ReLU comes right before it
 
 
 class CnnvizVGG(VGG):
@@ -89,6 +95,8 @@ for _arch, (_label, _weights, _bn_weights, _description) in _VGG_INFO.items():
         min_size=32,  # five 2x2 pools need 32 px
         head="classifier.6",
         probe_points=vgg_probe_points(VGG_LAYOUTS[_arch], batchnorm=False),
+        family="vgg",
+        cam_layer=lambda options, layout=VGG_LAYOUTS[_arch]: vgg_cam_layer(layout, batchnorm=bool(options.get("batchnorm"))),
         weights=_weights,
         weights_options={"batchnorm": False},
         more_weights=((_bn_weights, {"batchnorm": True}),),

@@ -16,7 +16,7 @@ import streamlit as st
 
 from cnnviz import charts
 from cnnviz import experiments as ex
-from cnnviz.ui.runs_view import open_store
+from cnnviz.ui.widgets import open_store
 
 POLL_SECONDS = 2.0
 LAUNCH_GUARD_SECONDS = 10.0

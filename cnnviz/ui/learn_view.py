@@ -15,7 +15,8 @@ import streamlit as st
 
 from cnnviz import charts
 from cnnviz import learn
-from cnnviz.ui.runs_view import SAMPLES_DIR, cached_model, open_store
+from cnnviz.ui.predict_view import SAMPLES_DIR, cached_model
+from cnnviz.ui.widgets import open_store
 
 TRAIN_PAGE = "pages/train.py"
 GENERATED = "generated picture (sky, sun, flower)"
@@ -33,7 +34,7 @@ def picture(*, key: str, label: str = "Picture") -> Any:
     """A PIL image: an upload, a sample picture from assets/samples, or the generated one."""
     from PIL import Image
 
-    from cnnviz.predict import ImageLoadError, load_image
+    from cnnviz.data.images import ImageLoadError, load_image
 
     samples = sorted(p.name for p in SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
     left, right = st.columns([1, 1])

@@ -207,6 +207,8 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
 
     Table fields come from ``form_fields``; a widget that is absent keeps the field's default.
     """
+    from cnnviz.data import get_dataset_spec  # deferred: the data layer imports torch
+
     get = values.get
     table = {f.name: _from_widget(f, values[widget_key(f)]) for f in form_fields() if widget_key(f) in values}
     dataset = get("train_dataset", "shapes")
@@ -224,12 +226,13 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
         init = str(get(WEIGHTS_PATH))
     else:
         init = "none"
-    data_path = get(UPLOAD_PATH) if dataset == "folder" else None
-    if dataset == "folder" and not data_path:
+    data_spec = get_dataset_spec(dataset)
+    data_path = get(UPLOAD_PATH) if data_spec.needs_path else None
+    if data_spec.needs_path and not data_path:
         raise ValueError("Upload a .zip of class folders first.")
     return TrainConfig(
         arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
-        labels=get("train_labels", "fine") if dataset == "cifar100" else "fine",
+        labels=get("train_labels", data_spec.label_sets[0]) if len(data_spec.label_sets) > 1 else data_spec.label_sets[0],
         mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init, **table)
 
 

@@ -68,18 +68,29 @@ def page_link(info: PageInfo, **kwargs) -> None:
         st.markdown(f"**{info.title}** (not installed)")
 
 
-def require_router() -> None:
-    """Make sure this page runs inside app.py's ``st.navigation``; call it first in every page.
+def legacy_pages_mode() -> bool:
+    """Whether Streamlit is running page files on its own, without app.py (its legacy ``pages/`` mode).
 
-    Streamlit treats a ``pages/`` folder next to the entry file as a legacy
-    multipage app until the first ``st.navigation`` call in the process (and
-    AppTest on every run). So the first visit after a server start that opens a
-    deep link (``/train?run=3``) would run the page file alone: no router, no
-    sidebar, the wrong menu. Then this runs app.py, which routes back to this
-    page properly, and ends the outer run.
+    Streamlit 1.67 offers no public way to ask this, nor to keep a ``pages/`` folder
+    next to the entry file without that mode: its docs only promise that the folder
+    is ignored once any session has called ``st.navigation``. The state is the private
+    class flag ``PagesManager.uses_pages_directory`` (True once a ``pages/`` folder is
+    seen, False from the first ``st.navigation`` call). This is the one place the app
+    reads it; tests/test_nav.py fails if Streamlit renames it or changes its meaning.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    return bool(PagesManager.uses_pages_directory)
+
+
+def require_router() -> None:
+    """Make sure this page runs inside app.py's ``st.navigation``; call it first in every page.
+
+    On the first visit after a server start (and in AppTest on every run) Streamlit
+    treats ``pages/`` as a legacy multipage folder, so a deep link (``/train?run=3``)
+    would run the page file alone: no router, no sidebar, the wrong menu. Then this
+    runs app.py, which routes back to this page properly, and ends the outer run.
+    """
+    if legacy_pages_mode():
         runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
         st.stop()

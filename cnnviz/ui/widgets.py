@@ -1,4 +1,4 @@
-"""The architecture + options picker shared by the Architectures, Train and Experiments pages.
+"""Widgets shared by several pages: the architecture + options picker, the run store, a link to Train.
 
 Options are drawn from each spec's schema (``Option.kind`` / ``Option.group``),
 never from literals, so a newly registered architecture appears with its own
@@ -15,8 +15,10 @@ import streamlit as st
 
 from cnnviz.models import get_spec, list_models
 from cnnviz.models.registry import ModelSpec, Option
+from cnnviz.runs import RunStore
 from cnnviz.ui.state import PERSIST
 
+TRAIN_PAGE = "pages/train.py"
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,8 @@ def option_widgets(spec: ModelSpec, *, prefix: str) -> dict[str, Any]:
     return values
 
 
-def model_select(*, key: str, label: str = "Architecture", default: str = "alexnet", help: str | None = None) -> str:
-    """A selectbox of registered architectures, shown by their display labels."""
+def model_select(*, key: str, label: str = "Architecture", default: str | None = None, help: str | None = None) -> str:
+    """A selectbox of registered architectures, shown by their display labels (default: the first registered)."""
     names = list_models()
     if key not in st.session_state or st.session_state[key] not in names:
         st.session_state[key] = default if default in names else names[0]
@@ -96,7 +98,7 @@ def model_select(*, key: str, label: str = "Architecture", default: str = "alexn
                         persist_state=PERSIST)
 
 
-def architecture_picker(*, prefix: str, default: str = "alexnet", size: bool = True, classes: bool = True) -> Picked:
+def architecture_picker(*, prefix: str, default: str | None = None, size: bool = True, classes: bool = True) -> Picked:
     """Architecture, its options, and (optionally) input size and number of classes."""
     top = st.columns([3, 1, 1]) if (size or classes) else [st.container()]
     with top[0]:
@@ -122,3 +124,17 @@ def architecture_picker(*, prefix: str, default: str = "alexnet", size: bool = T
         st.caption(spec.description + (f"  \nPaper: {spec.paper}" if spec.paper else ""))
     options = option_widgets(spec, prefix=prefix) if spec.options else {}
     return Picked(arch=arch, options=options, image_size=image_size, num_classes=num_classes)
+
+
+def open_store() -> RunStore:
+    """The run store of this app's home folder (cheap: each call opens short-lived connections)."""
+    return RunStore()
+
+
+def link_to_train(text: str) -> None:
+    """Say ``text`` and link to the Train page (plain words when the page is run on its own, as in tests)."""
+    st.info(text, icon=":material/info:")
+    try:
+        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
+    except st.errors.StreamlitAPIException:
+        st.markdown("Open the **Train** page from the sidebar.")

@@ -1,43 +1,28 @@
-"""Streamlit pieces of the Compare and Predict pages: filters, run pickers, charts, galleries.
+"""Streamlit pieces of the Compare page: filters, the runs table, run pickers, charts, galleries.
 
-The pages call these in order; the numbers come from ``cnnviz.compare`` (pure)
-and the run store. Every widget has a ``key`` starting with ``compare_`` or
-``predict_`` so tests and the browser walk can find it.
+The page calls these in order; the numbers come from ``cnnviz.compare`` (pure)
+and the run store. Every widget has a ``key`` starting with ``compare_`` so tests
+and the browser walk can find it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
 import streamlit as st
 
 from cnnviz import charts, compare
+from cnnviz.data import get_dataset_spec, load_dataset
 from cnnviz.runs import RunNotFound, RunStore
+from cnnviz.training.config import TrainConfig
 
-TRAIN_PAGE = "pages/train.py"
 GALLERY_COLUMNS = 6
 GALLERY_MAX = 36  # images per gallery page: enough to see a pattern, few enough to load fast
 CONFUSION_PER_ROW = 2
 
 
-def open_store() -> RunStore:
-    """The run store of this app's home folder (cheap: each call opens short-lived connections)."""
-    return RunStore()
-
-
-def link_to_train(text: str) -> None:
-    """Say ``text`` and link to the Train page (plain words when the page is run on its own, as in tests)."""
-    st.info(text, icon=":material/info:")
-    try:
-        st.page_link(TRAIN_PAGE, label="Go to the Train page", icon=":material/model_training:")
-    except st.errors.StreamlitAPIException:
-        st.markdown("Open the **Train** page from the sidebar.")
-
-
-# -- Compare: the table ----------------------------------------------------------------------
+# -- the table ----------------------------------------------------------------------
 
 TABLE_CONFIG = {
     "id": st.column_config.NumberColumn("id", format="%d", width="small"),
@@ -93,7 +78,7 @@ def pick_runs(table: pd.DataFrame, shown: pd.DataFrame) -> list[int]:
     return chosen
 
 
-# -- Compare: the charts ---------------------------------------------------------------------------
+# -- the charts ---------------------------------------------------------------------------
 
 def curves_section(store: RunStore, runs: Sequence[Any]) -> None:
     """Accuracy and loss curves of the chosen runs, overlaid, by epoch or by wall time."""
@@ -151,20 +136,15 @@ def _validation_images(config_json: str, image_size: int):
     The same call ``cnnviz.data.load_splits`` makes for its validation half,
     without decoding the (much larger) training split the gallery does not show.
     """
-    from cnnviz.data import load_dataset
-    from cnnviz.training.config import TrainConfig
-
     config = TrainConfig.from_json(config_json)
     return load_dataset(config.dataset, split="val", root=config.data_root, image_size=image_size, seed=config.seed,
                         labels=config.labels, path=config.data_path, val_split=config.val_split,
-                        subset=getattr(config, "val_subset", None))
+                        subset=config.val_subset)
 
 
 def _display_size(config: Any) -> int:
     """A gallery size: the dataset's own size when small, else 128 px (enough to see, quick to decode)."""
-    from cnnviz.data import get_dataset_spec
-
-    native = getattr(get_dataset_spec(config.dataset), "native_size", None)
+    native = get_dataset_spec(config.dataset).native_size
     return int(native) if native and native <= 128 else 128
 
 
@@ -231,7 +211,7 @@ def gallery(images, frame: pd.DataFrame, *, note: str) -> None:
                       caption=f"true {true} · A: {said_a} {mark_a} · B: {said_b} {mark_b}")
 
 
-# -- Compare: rename and delete ------------------------------------------------------------------
+# -- rename and delete ------------------------------------------------------------------
 
 def _rename(store: RunStore) -> None:
     run_id, name = st.session_state["compare_manage_run"], st.session_state["compare_rename_text"].strip()
@@ -274,210 +254,3 @@ def manage_section(store: RunStore, table: pd.DataFrame) -> None:
         sure = st.checkbox(f"Yes, delete run #{run_id}, its curves and its checkpoint", key="compare_delete_confirm")
         st.button("Delete", key="compare_delete", on_click=_delete, args=(store,), disabled=not sure,
                   type="primary", icon=":material/delete:")
-
-
-# -- Predict: models ------------------------------------------------------------------------------
-
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
-MAX_SIDE = 1280  # px: pictures are shrunk to this first (the models see 224 px at most; the screen less)
-MODELS_PER_ROW = 3
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """A model the Predict page can use: a run's checkpoint (``run:<id>``) or ImageNet weights (``imagenet:<arch>``)."""
-
-    key: str
-    label: str
-    version: float  # checkpoint file mtime: a retrained/replaced file is a new cache entry
-
-
-def model_choices(store: RunStore) -> list[ModelChoice]:
-    """Runs with a saved checkpoint (newest first), then architectures whose ImageNet weights are cached."""
-    choices = []
-    for run in store.list():
-        path = Path(run.checkpoint) if run.checkpoint else None
-        if path is None or not path.is_file():
-            continue
-        acc = f", val {run.best_val_acc:.0%}" if run.best_val_acc is not None else ""
-        status = "" if run.status == "finished" else f", {run.status}"
-        label = f"{compare.run_label(run)} ({run.config.dataset}{acc}{status})"
-        choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime))
-    for arch, version in _pretrained_archs():
-        choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version))
-    return choices
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _pretrained_archs() -> list[tuple[str, float]]:
-    """Architectures whose ImageNet weights are in the torch cache, with the file's mtime (looked up once a minute)."""
-    from cnnviz.predict import imagenet_weights_file, pretrained_available
-
-    found = []
-    for arch in pretrained_available():
-        try:
-            found.append((arch, imagenet_weights_file(arch).stat().st_mtime))
-        except OSError:  # removed between the two looks
-            continue
-    return found
-
-
-@st.cache_resource(max_entries=6, show_spinner=False)
-def cached_model(key: str, version: float):
-    """``(model, payload)`` for a model choice, shared read-only by every session.
-
-    Sharing is safe because ``cnnviz.predict`` and ``cnnviz.explain`` take turns on
-    models (``MODEL_LOCK``) while Grad-CAM hooks are attached.
-    """
-    if key.startswith("run:"):
-        from cnnviz.runs import load_model
-
-        model, payload = load_model(int(key[4:]))
-    else:
-        from cnnviz.predict import load_pretrained
-
-        model, payload = load_pretrained(key.split(":", 1)[1])
-    model.requires_grad_(False)  # read-only; Grad-CAM needs gradients of activations, not of weights
-    return model, payload
-
-
-def pick_models(choices: Sequence[ModelChoice]) -> list[ModelChoice]:
-    """The multiselect of models (key ``predict_models``); defaults to the newest run."""
-    by_key = {c.key: c for c in choices}
-    if "predict_models" not in st.session_state:
-        st.session_state["predict_models"] = [choices[0].key] if choices else []
-    st.session_state["predict_models"] = [k for k in st.session_state["predict_models"] if k in by_key]
-    keys = st.multiselect("Models", list(by_key), format_func=lambda k: by_key[k].label, key="predict_models",
-                          placeholder="choose one or more trained runs")
-    return [by_key[k] for k in keys]
-
-
-def pretrained_note(choices: Sequence[ModelChoice]) -> None:
-    """Say whether ImageNet-pretrained models are offered, and how to get them when they are not."""
-    if any(c.key.startswith("imagenet:") for c in choices):
-        return
-    import torch
-
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    st.caption("No ImageNet-pretrained weights are in the torch cache, so only runs trained here are offered. "
-               "To add AlexNet, ResNet and VGG with their 1000 ImageNet classes, run `python -m cnnviz prefetch` "
-               f"where there is internet, or copy the weight files into `{folder}`.")
-
-
-# -- Predict: images --------------------------------------------------------------------------------
-
-def sample_names() -> list[str]:
-    """The sample pictures shipped in ``assets/samples``."""
-    from cnnviz.predict import EXTENSIONS
-
-    return sorted(p.name for p in SAMPLES_DIR.glob("*") if p.suffix.lower().lstrip(".") in EXTENSIONS)
-
-
-def image_inputs() -> list[tuple[str, bytes]]:
-    """Uploaded files, sample pictures and a camera shot, as ``(name, bytes)`` in that order."""
-    from cnnviz.predict import EXTENSIONS
-
-    uploads = st.file_uploader("Your pictures", type=list(EXTENSIONS), accept_multiple_files=True,
-                               key="predict_upload", help="jpg, png, webp, bmp, gif or tiff; several at once is fine")
-    samples = st.multiselect("...or sample pictures that ship with the app", sample_names(), key="predict_samples",
-                             placeholder="choose sample pictures")
-    images = [(f.name, f.getvalue()) for f in uploads or []]
-    images += [(name, (SAMPLES_DIR / name).read_bytes()) for name in samples]
-    # Behind a toggle so the browser does not ask for the camera every time the page opens.
-    if st.toggle("Take a picture with the camera", key="predict_use_camera"):
-        shot = st.camera_input("Camera", key="predict_camera")
-        if shot is not None:
-            images.append(("camera.jpg", shot.getvalue()))
-    return images
-
-
-# -- Predict: results ---------------------------------------------------------------------------------
-
-@dataclass
-class ModelAnswer:
-    """What one model says about one picture: top-k, the Grad-CAM overlay, or why it failed."""
-
-    label: str
-    top: list[tuple[str, float]] = field(default_factory=list)
-    overlay: Any = None  # PIL image
-    error: str | None = None
-
-
-def answer(*, label: str, model, payload: dict, image, topk: int) -> ModelAnswer:
-    """Top-k classes and a Grad-CAM overlay of ``image`` for one model (errors become ``error``, not exceptions)."""
-    from cnnviz.explain import gradcam, overlay
-    from cnnviz.predict import predict
-
-    try:
-        top = predict(model, payload, image, topk=topk)
-        heat = gradcam(model, payload, image)
-        return ModelAnswer(label, top=top, overlay=overlay(image, heat))
-    except Exception as exc:  # one model failing (e.g. a too-small input) must not hide the others
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return ModelAnswer(label, error=f"{label} could not predict: {reason}")
-
-
-def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[ModelChoice],
-                   topk: int) -> list[tuple[str, Any, list[ModelAnswer] | str]]:
-    """For each ``(name, bytes)``: ``(name, picture, answers)``, or ``(name, None, warning)`` for an unusable file."""
-    from cnnviz.predict import ImageLoadError, load_image
-
-    loaded = {c.key: _load(c) for c in models}
-    results = []
-    for name, data in images:
-        try:
-            picture = load_image(data, name=name)
-        except ImageLoadError as exc:
-            results.append((name, None, str(exc)))
-            continue
-        picture = _display_copy(picture)
-        answers = [ModelAnswer(c.label, error=loaded[c.key]) if isinstance(loaded[c.key], str)
-                   else answer(label=c.label, model=loaded[c.key][0], payload=loaded[c.key][1], image=picture, topk=topk)
-                   for c in models]
-        results.append((name, picture, answers))
-    return results
-
-
-def _load(choice: ModelChoice):
-    """The cached ``(model, payload)``, or a one-line reason it cannot be loaded."""
-    try:
-        return cached_model(choice.key, choice.version)
-    except Exception as exc:  # a deleted or damaged checkpoint, weights gone from the cache
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"{choice.label} could not be loaded: {reason}"
-
-
-def _display_copy(picture):
-    """A copy no bigger than the model or the screen needs (a 12 MP photo would slow Grad-CAM and the page)."""
-    picture = picture.copy()
-    picture.thumbnail((MAX_SIDE, MAX_SIDE))
-    return picture
-
-
-def show_results(results: Sequence[tuple[str, Any, Any]]) -> None:
-    """One block per picture: the picture, then each model's Grad-CAM and top-k bars side by side."""
-    for name, picture, answers in results:
-        if picture is None:
-            st.warning(answers, icon=":material/broken_image:")
-            continue
-        st.markdown(f"##### {name}")
-        per_row = min(len(answers), MODELS_PER_ROW)
-        for start in range(0, len(answers), per_row):
-            cols = st.columns(per_row + 1, gap="medium")
-            if start == 0:
-                cols[0].image(picture, caption="your picture", width="stretch")
-            for col, ans in zip(cols[1:], answers[start:start + per_row]):
-                with col:
-                    _show_answer(ans)
-        st.divider()
-
-
-def _show_answer(ans: ModelAnswer) -> None:
-    st.markdown(f"**{ans.label}**")
-    if ans.error:
-        st.error(ans.error)
-        return
-    best, prob = ans.top[0]
-    st.image(ans.overlay, caption=f"says {best} ({prob:.0%}); Grad-CAM: red = what drove “{best}”", width="stretch")
-    # The chart's height includes its axis and title (autosize "fit"): leave ~22 px per bar above them.
-    st.altair_chart(charts.topk_bars(ans.top, height=70 + 22 * len(ans.top)), width="stretch")

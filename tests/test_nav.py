@@ -1,0 +1,64 @@
+"""The router and Streamlit's legacy ``pages/`` mode: the one private flag the app reads still means
+what ``cnnviz.ui.nav.legacy_pages_mode`` assumes, and a deep link still renders inside the router."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+from cnnviz.ui import nav
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+CHANGED = ("Streamlit changed its legacy pages/ mode: cnnviz.ui.nav.legacy_pages_mode reads "
+           "PagesManager.uses_pages_directory; find the new way to tell whether a page runs without app.py")
+
+
+@pytest.fixture
+def flag():
+    """Put Streamlit's class-wide flag back as it was after the test."""
+    saved = PagesManager.uses_pages_directory
+    yield
+    PagesManager.uses_pages_directory = saved
+
+
+def test_the_flag_exists_and_is_set_by_a_pages_folder_next_to_the_entry_file(flag, tmp_path):
+    assert "uses_pages_directory" in vars(PagesManager), CHANGED
+    PagesManager.uses_pages_directory = None
+    PagesManager(APP)
+    assert PagesManager.uses_pages_directory is True and nav.legacy_pages_mode(), CHANGED
+    PagesManager.uses_pages_directory = None
+    (tmp_path / "entry.py").write_text("", encoding="utf-8")
+    PagesManager(str(tmp_path / "entry.py"))
+    assert PagesManager.uses_pages_directory is False and not nav.legacy_pages_mode(), CHANGED
+
+
+def test_the_flag_makes_the_script_runner_skip_the_entry_file():
+    source = inspect.getsource(script_runner)
+    assert "if PagesManager.uses_pages_directory:" in source and "_mpa_v1(" in source, CHANGED
+
+
+def test_st_navigation_in_app_py_turns_the_legacy_mode_off(flag):
+    at = AppTest.from_file(APP, default_timeout=60).run()  # AppTest starts each run in the legacy mode
+    assert not at.exception, [e.message for e in at.exception]
+    assert PagesManager.uses_pages_directory is False, CHANGED
+
+
+def _sidebar_captions(at: AppTest) -> str:
+    return " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_a_deep_link_in_the_legacy_mode_renders_inside_the_router(flag, monkeypatch):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/home.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title[0].value.startswith("cnnviz") and "Device" in _sidebar_captions(at)
+    # Without the workaround the page runs alone: no shared sidebar.
+    monkeypatch.setattr(nav, "legacy_pages_mode", lambda: False)
+    at.run()
+    assert at.title[0].value.startswith("cnnviz") and "Device" not in _sidebar_captions(at)
