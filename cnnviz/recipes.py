@@ -206,6 +206,7 @@ def format_seconds(seconds: float) -> str:
 
 
 MEASURE_FLOPS = 2e10  # work of the timed step: about a second on a laptop CPU, a blink on a GPU
+REFERENCE_STEP = ("resnet18", 64)  # (arch, px) timed when no finished run has measured the device yet
 
 
 def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None = None,
