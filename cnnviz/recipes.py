@@ -8,6 +8,9 @@ and the Train page's initial form both start from it.
 
 from __future__ import annotations
 
+import functools
+import json
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,6 +151,84 @@ def estimate_epoch_seconds(*, flops_per_image: int, train_images: int, val_image
     return work / flops_per_second
 
 
+def split_sizes(config) -> tuple[int, int]:
+    """(training images, validation images) a ``TrainConfig`` will use, from the dataset registry's split sizes."""
+    from cnnviz.data import get_dataset_spec  # lazy: the data registry imports torch
+
+    spec = get_dataset_spec(config.dataset)
+    sizes = spec.split_images
+    train, val = sizes.get("train", 1_000), sizes.get("val", sizes.get("test", 250))
+    if config.val_split == "random":
+        train, val = int(train * 0.8), train - int(train * 0.8)
+    classes = spec.classes_for(config.labels) or 10
+    if config.subset:
+        train = min(train, config.subset * classes)
+    if config.val_subset:
+        val = min(val, config.val_subset * classes)
+    return train, val
+
+
+@functools.lru_cache(maxsize=256)
+def _flops(arch: str, options_json: str, image_size: int | None, num_classes: int) -> int:
+    from cnnviz.inspect import model_cost  # lazy: counting FLOPs builds a torch model
+
+    _, flops = model_cost(arch, options=json.loads(options_json), num_classes=num_classes, image_size=image_size)
+    return int(flops)
+
+
+def run_flops(config) -> int:
+    """Forward FLOPs per image of a ``TrainConfig``'s model at its input size."""
+    from cnnviz.data import get_dataset_spec
+    from cnnviz.models import resolve_options
+
+    options = resolve_options(config.arch, config.options)
+    classes = get_dataset_spec(config.dataset).classes_for(config.labels) or 10
+    return _flops(config.arch, json.dumps(options, sort_keys=True), config.image_size, classes)
+
+
+def estimate_run_seconds(config, *, flops_per_second: float, flops: int | None = None) -> float:
+    """Seconds to train a ``TrainConfig`` on this device, from FLOPs x images x epochs and a measured throughput.
+
+    With cached features (``features_cached``) the backbone runs once over both splits and the
+    linear head after it costs next to nothing; otherwise every epoch costs ``estimate_epoch_seconds``.
+    """
+    train, val = split_sizes(config)
+    if config.mode == "probe" and config.probe_layer == "input":
+        return 0.2 * config.epochs  # a single linear layer on pixels
+    flops = flops if flops is not None else run_flops(config)
+    if features_cached(mode=config.mode, augment=config.augment):
+        return flops * (train + val) / flops_per_second
+    per_epoch = estimate_epoch_seconds(flops_per_image=flops, train_images=train, val_images=val,
+                                       flops_per_second=flops_per_second, mode=config.mode)
+    return per_epoch * config.epochs
+
+
+def calibrated_flops_per_second(runs, epochs_of, *, limit: int = 12) -> dict[str, float]:
+    """Effective FLOP/s of this device's recent finished scratch/fine-tune runs: per architecture, and
+    overall under the key ``"*"`` (medians). Empty when there are none.
+
+    Real runs include data handling and small-layer overheads (a 16-channel CIFAR ResNet uses the
+    CPU far less efficiently than ResNet-18), so they predict the next run of the same
+    architecture better than a synthetic step does. ``epochs_of(run_id)`` gives a run's epoch rows.
+    """
+    rates: dict[str, list[float]] = {}
+    counted = 0
+    for run in runs:
+        if counted >= limit:
+            break
+        if run.status != "finished" or not run.flops or run.config.mode not in ("scratch", "finetune"):
+            continue
+        speeds = [r.get("images_per_sec") for r in epochs_of(run.id) if r.get("images_per_sec")]
+        if speeds:
+            rates.setdefault(run.config.arch, []).append(TRAIN_COST["scratch"] * run.flops * statistics.median(speeds))
+            counted += 1
+    if not rates:
+        return {}
+    result = {arch: statistics.median(values) for arch, values in rates.items()}
+    result["*"] = statistics.median(v for values in rates.values() for v in values)
+    return result
+
+
 def format_seconds(seconds: float) -> str:
     """``42 s``, ``3 min 5 s`` or ``1 h 12 min``: how long something takes, for people."""
     seconds = max(0.0, float(seconds))
@@ -161,6 +242,7 @@ def format_seconds(seconds: float) -> str:
 
 
 MEASURE_FLOPS = 2e10  # work of the timed step: about a second on a laptop CPU, a blink on a GPU
+REFERENCE_STEP = ("resnet18", 64)  # (arch, px) timed when no finished run has measured the device yet
 
 
 def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None = None,

@@ -17,9 +17,9 @@ st.caption("Each card redoes one comparison from the course reports: the questio
 
 store = open_store()
 runs = store.list()
-labels = [f"{e.number}. {view.SHORT_TITLES[e.key]}" for e in ex.EXPERIMENTS]
-tabs = st.tabs(labels, key="experiment_tab", bind="query-params")
-for tab, exp in zip(tabs, ex.EXPERIMENTS):
+experiments = [ex.get_experiment(key) for key in ex.list_experiments()]
+tabs = st.tabs([f"{e.number}. {e.short_title}" for e in experiments], key="experiment_tab", bind="query-params")
+for tab, exp in zip(tabs, experiments):
     if tab.open is False:  # lazy: only the chosen card runs (and polls)
         continue
     with tab:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cnnviz import experiments as ex
+from cnnviz import recipes
 from cnnviz.training.config import TrainConfig
 
 KEYS = ex.list_experiments()
@@ -112,9 +113,9 @@ class FakeManager:
         self.store = store
         self.submitted = []
 
-    def submit(self, config, *, name=None):
+    def submit(self, config, *, name=None, **tags):
         self.submitted.append(config)
-        return self.store.create(config, name=name, status="queued")
+        return self.store.create(config, name=name, status="queued", **tags)
 
 
 def test_launch_names_runs_and_latest_group_finds_them_again(tmp_path):
@@ -135,7 +136,7 @@ def test_launch_names_runs_and_latest_group_finds_them_again(tmp_path):
     assert ex.latest_group(store.list(), ex.get_experiment("exp2")) == []
     outcomes = ex.group_outcomes(exp, store)
     assert [o.key for o in outcomes] == [p.key for p in plans]
-    assert [o.label for o in outcomes] == [p.label for p in plans], "labels are rebuilt from the stored configs"
+    assert [o.label for o in outcomes] == [p.label for p in plans], "labels are read back from the store"
 
 
 def test_probe_group_remembers_the_students_pick(tmp_path):
@@ -149,6 +150,78 @@ def test_probe_group_remembers_the_students_pick(tmp_path):
     labels = [o.label for o in ex.group_outcomes(exp, store)]
     assert labels == [p.label for p in plans]
     assert any("your pick" in label and pick in label for label in labels)
+
+
+def test_every_plan_is_a_valid_train_config_in_both_sizes():
+    for key in KEYS:
+        for size in ex.SIZES:
+            for plan in ex.get_experiment(key).plan(ex.Choices(size=size)):
+                assert isinstance(plan.config, TrainConfig)
+                assert TrainConfig(**plan.config.to_dict()) == plan.config, f"{key}/{size}/{plan.key}"
+                _check_config(plan.config)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_published_figures_cite_the_reports(key):
+    exp = ex.get_experiment(key)
+    run_keys = {p.key for p in exp.plan(ex.Choices())}
+    for pub in exp.published:
+        assert pub.citation and "DESIGN" not in pub.citation.upper(), pub
+        assert pub.run_key is None or pub.run_key in run_keys, f"{pub.label} sits beside no planned run"
+        assert pub.value is not None or pub.text
+    for pair in exp.pairs:
+        assert {pair.a, pair.b} <= run_keys | {p.key for p in exp.plan(ex.Choices(size="full"))}
+
+
+def test_launched_runs_carry_their_experiment_group_and_label(tmp_path):
+    from cnnviz.runs import RunStore
+
+    store = RunStore(tmp_path / "home")
+    exp = ex.get_experiment("exp2")
+    plans = exp.plan(ex.Choices(inits={"alexnet": "none"}))
+    ex.launch(exp, plans, manager=FakeManager(store), runs=[])
+    ids = ex.launch(exp, plans, manager=FakeManager(store), runs=store.list())
+    runs = sorted((r for r in store.list() if r.id in ids), key=lambda r: r.id)
+    assert [(r.experiment, r.group, r.run_key, r.run_label) for r in runs] == [
+        (exp.key, 2, p.key, p.label) for p in plans]
+    store.rename(ids[0], "renamed")
+    assert [o.label for o in ex.group_outcomes(exp, store)] == [p.label for p in plans]
+
+
+def test_runs_stored_before_the_tags_are_found_by_name(tmp_path):
+    from cnnviz.runs import RunStore
+
+    store = RunStore(tmp_path / "home")
+    exp = ex.get_experiment("exp1")
+    plans = exp.plan(ex.Choices())
+    ids = [store.create(p.config.replace(name=f"exp1#2/{p.key}"), name=f"exp1#2/{p.key}") for p in plans]
+    assert [r.id for r in ex.latest_group(store.list(), exp)] == ids
+    assert ex.next_group(store.list(), exp) == 3
+    assert [o.key for o in ex.group_outcomes(exp, store)] == [p.key for p in plans]
+
+
+def test_split_sizes_and_classes_come_from_the_dataset_registry():
+    from cnnviz.data import get_dataset_spec, load_dataset
+
+    spec = get_dataset_spec("shapes")
+    for split in ("train", "val"):
+        assert len(load_dataset("shapes", split=split, image_size=8)) == spec.split_images[split]
+    assert get_dataset_spec("cifar100").classes_for("coarse") == 20
+    assert get_dataset_spec("cifar100").classes_for("fine") == 100
+
+
+def test_presence_is_asked_of_the_models_and_data_layers(tmp_path):
+    from cnnviz.data.sources import dataset_present
+    from cnnviz.models.weights import weights_location, weights_present
+
+    assert dataset_present("shapes", tmp_path)
+    assert not dataset_present("cifar10", tmp_path)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")
+    assert dataset_present("cifar10", tmp_path)
+    where = weights_location("alexnet")
+    assert where is not None and where.suffix == ".pth"
+    assert weights_present("alexnet") == where.is_file()
+    assert ex.weights_file_hint("alexnet").startswith(f"`{where.name}`")
 
 
 def test_parse_run_name():
@@ -168,7 +241,7 @@ def outcome(key, acc, seconds=None, *, exp="exp1", epochs=(), **config):
 
 
 def test_transfer_conclusion_names_winner_margin_and_time():
-    lines = ex.get_experiment("exp1").conclude([
+    lines = ex.conclude(ex.get_experiment("exp1"), [
         outcome("alexnet-finetune", 0.902, 600), outcome("alexnet-freeze", 0.948, 230),
         outcome("resnet18-finetune", 0.948, 1000), outcome("resnet18-freeze", 0.954, 87.4),
     ])
@@ -180,11 +253,11 @@ def test_transfer_conclusion_names_winner_margin_and_time():
 
 
 def test_conclusion_ties_and_losers():
-    lines = ex.get_experiment("exp1").conclude([
+    lines = ex.conclude(ex.get_experiment("exp1"), [
         outcome("alexnet-finetune", 0.950, 100), outcome("resnet18-finetune", 0.948, 100),
     ])
     assert "ResNet-18 and AlexNet tied (0.948 vs 0.950)" in lines[0]
-    lines = ex.get_experiment("exp1").conclude([outcome("alexnet-freeze", 0.96), outcome("resnet18-freeze", 0.90)])
+    lines = ex.conclude(ex.get_experiment("exp1"), [outcome("alexnet-freeze", 0.96), outcome("resnet18-freeze", 0.90)])
     assert "AlexNet beat ResNet-18 by 6.0 points" in lines[0]
 
 
@@ -192,11 +265,11 @@ def test_only_finished_runs_count():
     exp = ex.get_experiment("exp1")
     running = outcome("resnet18-freeze", 0.99)
     running.status = "running"
-    assert exp.conclude([running]) == []
+    assert ex.conclude(exp, [running]) == []
 
 
 def test_cifar_transfer_conclusion_reports_the_gain():
-    lines = ex.get_experiment("exp2").conclude([
+    lines = ex.conclude(ex.get_experiment("exp2"), [
         outcome("alexnet-scratch", 0.399, exp="exp2"), outcome("alexnet-finetune", 0.897, exp="exp2"),
         outcome("resnet18-finetune", 0.950, exp="exp2"), outcome("vgg16-finetune", 0.937, exp="exp2"),
     ])
@@ -210,14 +283,14 @@ def test_probe_conclusion_and_depth_order():
              ("probe-layer1", 0.50), ("probe-layer3", 0.66))]
     frame = ex.probe_depth_frame(outs)
     assert list(frame["layer"]) == ["raw pixels", "stem", "layer1", "layer2", "layer3", "layer4"]
-    text = " ".join(ex.get_experiment("exp3").conclude(outs))
+    text = " ".join(ex.conclude(ex.get_experiment("exp3"), outs))
     assert "last conv layer (layer4) reached 0.710, +32.0 points against raw pixels (0.390)" in text
     assert "rose at every step deeper" in text
 
 
 def test_probe_conclusion_flags_random_features():
     outs = [outcome("input", 0.40, exp="exp3", init="none"), outcome("probe-layer4", 0.30, exp="exp3", init="none")]
-    text = " ".join(ex.get_experiment("exp3").conclude(outs))
+    text = " ".join(ex.conclude(ex.get_experiment("exp3"), outs))
     assert "-10.0 points" in text and "random (untrained) features" in text
 
 
@@ -225,7 +298,7 @@ def test_hybrids_conclusion_picks_best_se_placement():
     outs = [outcome(k, a, s, exp="exp5") for k, a, s in
             (("alexnet", 0.80, 50), ("alexresnet", 0.808, 60), ("alexse-1", 0.821, 55), ("alexse-2", 0.826, 55),
              ("alexse-12", 0.815, 58), ("resnet18", 0.841, 95))]
-    text = "\n".join(ex.get_experiment("exp5").conclude(outs))
+    text = "\n".join(ex.conclude(ex.get_experiment("exp5"), outs))
     assert text.startswith("Ranking: ResNet-18 0.841 > AlexSE, SE after block 2 0.826")
     assert "Best SE placement: SE after block 2 (0.826)" in text
     assert "spread between placements is 1.1 points" in text
@@ -249,7 +322,7 @@ def test_degradation_conclusion_detects_degradation_and_gradient_ratio():
         outcome("resnet-56", 0.65, exp="exp6", epochs=_epochs([1.3, 0.8], even)),
         outcome("resnet-56-B", 0.66, exp="exp6", epochs=_epochs([1.3, 0.8])),
     ]
-    text = "\n".join(ex.get_experiment("exp6").conclude(outs))
+    text = "\n".join(ex.conclude(ex.get_experiment("exp6"), outs))
     assert "plain-56 vs plain-20: 0.450 vs 0.600" in text and "degradation" in text
     assert "ResNet-56 vs ResNet-20: 0.650 vs 0.620" in text and "fits its training data better" in text
     assert "plain-56 92x larger in epoch 1 and 92x larger in epoch 2; ResNet-56 1.1x larger and 1.1x larger" in text
@@ -294,7 +367,7 @@ def test_fine_coarse_conclusion_uses_the_confusion_matrix():
     fine.classes, fine.confusion = classes, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 2]]
     coarse = outcome("alexnet-coarse", 0.9, exp="exp4")
     coarse.classes = ["animals", "vehicles"]
-    text = " ".join(ex.get_experiment("exp4").conclude([fine, coarse]))
+    text = " ".join(ex.conclude(ex.get_experiment("exp4"), [fine, coarse]))
     assert "AlexNet: 0.500 on 4 fine classes, 0.900 on 2 superclasses" in text
     assert "100% landed in the right superclass (chance 33%)" in text
 
@@ -317,9 +390,9 @@ def test_tables_in_the_reports_format():
 
 
 def test_split_sizes():
-    assert ex.split_sizes(TrainConfig(dataset="hymenoptera")) == (245, 153)
-    assert ex.split_sizes(TrainConfig(dataset="cifar10", subset=100)) == (1000, 10000)
-    assert ex.split_sizes(TrainConfig(dataset="cifar100", labels="coarse", subset=40, val_split="random")) == (800, 10000)
+    assert recipes.split_sizes(TrainConfig(dataset="hymenoptera")) == (245, 153)
+    assert recipes.split_sizes(TrainConfig(dataset="cifar10", subset=100)) == (1000, 10000)
+    assert recipes.split_sizes(TrainConfig(dataset="cifar100", labels="coarse", subset=40, val_split="random")) == (800, 10000)
 
 
 def test_estimates_scale_with_work():
@@ -330,7 +403,7 @@ def test_estimates_scale_with_work():
     assert 0 < quick < full
     assert faster == pytest.approx(quick / 2)
     probe = TrainConfig(arch="resnet18", mode="probe", probe_layer="layer4", dataset="cifar10", subset=10, image_size=64)
-    assert ex.estimate_run_seconds(probe, flops_per_second=1e11) < ex.estimate_run_seconds(
+    assert recipes.estimate_run_seconds(probe, flops_per_second=1e11) < recipes.estimate_run_seconds(
         probe.replace(mode="finetune", probe_layer=None), flops_per_second=1e11)
 
 
@@ -438,7 +511,7 @@ def test_runs_stuck_at_the_majority_class_are_flagged():
     stuck.classes, stuck.confusion = ["ants", "bees"], [[0, 70], [0, 83]]
     fine = outcome("resnet18-freeze", 0.80)
     fine.classes, fine.confusion = ["ants", "bees"], [[60, 10], [20, 63]]
-    lines = ex.get_experiment("exp1").conclude([stuck, fine])
+    lines = ex.conclude(ex.get_experiment("exp1"), [stuck, fine])
     assert "No better than always answering 'bees' (0.542 of the validation images): AlexNet, freeze all but the last layer (0.542)" in lines[-1]
     assert "ResNet-18" not in lines[-1]
 
@@ -451,21 +524,21 @@ def test_speed_is_calibrated_per_architecture_from_finished_runs():
 
     runs = [run(1, "resnet18"), run(2, "cifar_resnet"), run(3, "resnet18", mode="probe"), run(4, "resnet18", status="failed")]
     speeds = {1: 30.0, 2: 10.0, 3: 999.0, 4: 999.0}
-    rates = ex.calibrated_flops_per_second(runs, lambda i: [{"images_per_sec": speeds[i]}, {"images_per_sec": speeds[i]}])
+    rates = recipes.calibrated_flops_per_second(runs, lambda i: [{"images_per_sec": speeds[i]}, {"images_per_sec": speeds[i]}])
     assert rates["resnet18"] == pytest.approx(9e10) and rates["cifar_resnet"] == pytest.approx(3e10)
     assert rates["*"] == pytest.approx(6e10)
-    assert ex.calibrated_flops_per_second([], lambda i: []) == {}
+    assert recipes.calibrated_flops_per_second([], lambda i: []) == {}
 
 
 def test_stand_in_runs_are_not_set_beside_the_published_figures():
     exp = ex.get_experiment("exp4")
     fine = outcome("alexnet-fine", 0.29, exp="exp4", dataset="cifar10")
     assert ex.results_table(exp, [fine]).loc[0, "published"] == ""
-    assert not any("Sharma" in line for line in exp.conclude([fine, outcome("resnet-fine", 0.30, exp="exp4", dataset="cifar10")]))
+    assert not any("Sharma" in line for line in ex.conclude(exp, [fine, outcome("resnet-fine", 0.30, exp="exp4", dataset="cifar10")]))
     own = outcome("alexnet-fine", 0.29, exp="exp4")
     assert ex.results_table(exp, [own]).loc[0, "published"] == "0.360"
     shapes = outcome("resnet18-freeze", 0.9, dataset="shapes")
-    assert not any("published" in line for line in ex.get_experiment("exp1").conclude([shapes]))
+    assert not any("published" in line for line in ex.conclude(ex.get_experiment("exp1"), [shapes]))
 
 
 def test_val_subset_limits_the_validation_split():

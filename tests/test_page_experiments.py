@@ -22,8 +22,8 @@ class FakeManager:
     def __init__(self, store):
         self.store = store
 
-    def submit(self, config, *, name=None):
-        return self.store.create(config, name=name, status="queued")
+    def submit(self, config, *, name=None, **tags):
+        return self.store.create(config, name=name, status="queued", **tags)
 
     def status(self, run_id):
         from cnnviz.training.jobs import JobStatus
@@ -38,17 +38,15 @@ class FakeManager:
 @pytest.fixture(autouse=True)
 def no_training(monkeypatch):
     """No background training and no speed measurement: a fixed throughput and a fake job manager."""
+    import cnnviz.recipes as recipes
     import cnnviz.training.jobs as jobs
 
-    ex.measured_flops_per_second.cache_clear()
-    monkeypatch.setattr(ex, "measured_flops_per_second", lambda: 5e10)
+    monkeypatch.setattr(recipes, "measure_flops_per_second", lambda **kwargs: 5e10)
     monkeypatch.setattr(jobs, "get_manager", lambda store=None: FakeManager(store or RunStore()))
 
 
 def _labels():
-    from cnnviz.ui.experiments_view import SHORT_TITLES
-
-    return [f"{e.number}. {SHORT_TITLES[e.key]}" for e in ex.EXPERIMENTS]
+    return [f"{e.number}. {e.short_title}" for e in map(ex.get_experiment, ex.list_experiments())]
 
 
 def _open(key: str | None = None) -> AppTest:
@@ -101,7 +99,8 @@ def test_launch_queues_the_group_in_the_store_and_the_page_finds_it_again():
 
 def _finish(store, exp, plan, *, group=1, acc, seconds, epochs, confusion=None, classes=None):
     name = ex.run_name(exp, group, plan)
-    run_id = store.create(plan.config.replace(name=name), name=name, status="running")
+    run_id = store.create(plan.config.replace(name=name), name=name, status="running", experiment=exp.key,
+                          group=group, run_key=plan.key, label=plan.label)
     result = SimpleNamespace(status="finished", message=None, train_seconds=seconds, params=1000, flops=10 ** 8,
                              classes=classes or [], best_val_acc=acc, best_epoch=len(epochs), confusion=confusion,
                              per_class_acc=None, val_predictions=None, checkpoint=None, epochs=epochs)

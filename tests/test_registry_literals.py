@@ -35,7 +35,6 @@ HOMONYMS = {
 PENDING = {
     ("cnnviz/training/config.py", "alexnet_cifar"),  # TrainConfig's default arch: the default recipe
     ("cnnviz/training/config.py", "shapes"),  # TrainConfig's default dataset: the default recipe
-    ("cnnviz/ui/experiments_view.py", "alexnet"),  # exp2's scratch-vs-finetuned warning: the experiment's data
     ("cnnviz/ui/logic.py", "shapes"),  # the Train form's default dataset: the default recipe
     ("cnnviz/ui/state.py", "folder"),  # restoring an upload path: DatasetSpec.needs_path
     ("pages/architectures.py", "alexnet"),  # the two side-by-side defaults: the registry's order

@@ -96,7 +96,13 @@ class DatasetSpec:
     official_val: bool = True  # the files come with a held-out split (folder: depends on the layout)
     label_sets: tuple[str, ...] = ("fine",)
     generated: bool = False  # made in code (nothing to download or place)
+    split_images: dict[str, int] = field(default_factory=dict, compare=False)  # images per split; {} when it depends on the files
+    coarse_classes: int | None = None  # classes under labels="coarse" (CIFAR-100's 20 superclasses)
     indexer: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+
+    def classes_for(self, labels: str = "fine") -> int | None:
+        """How many classes a run with ``labels`` ("fine" or "coarse") predicts; None when the files decide."""
+        return self.coarse_classes if labels == "coarse" else self.num_classes
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}

@@ -19,7 +19,7 @@ import torch
 from cnnviz.data import cifar, shapes
 from cnnviz.data.archive import DirTree, FileTree, find_class_folders, open_tree
 from cnnviz.data.augment import IMAGENET_MEAN, IMAGENET_STD, resize_batch
-from cnnviz.data.base import DatasetError, DatasetSpec, DatasetUnavailable, register
+from cnnviz.data.base import DatasetError, DatasetSpec, DatasetUnavailable, get_dataset_spec, register
 from cnnviz.data.download import fetch
 from cnnviz.data.images import decode_files
 
@@ -173,24 +173,27 @@ register(DatasetSpec(
                 f"drawn in code ({shapes.SPLIT_SIZES['train']} train / {shapes.SPLIT_SIZES['val']} val per class): always available, trains in a minute.",
     how_to_get="Nothing to do: generated on the fly.",
     mean=(0.4038, 0.4021, 0.4035), std=(0.2563, 0.2537, 0.2548), indexer=index_shapes,  # channel_stats of train
+    split_images={split: n * len(shapes.SHAPE_CLASSES) for split, n in shapes.SPLIT_SIZES.items()},
 ))
 register(DatasetSpec(
     name="hymenoptera", label="Ants vs bees (hymenoptera)", native_size=224, num_classes=2,
     description="The PyTorch transfer-learning tutorial's 398 photos of ants and bees (245 train, 153 val): small, so pretrained weights matter.",
     how_to_get=f"Put hymenoptera_data.zip ({HYMENOPTERA_URL}) or its extracted hymenoptera_data/ folder in the data folder.",
-    mean=IMAGENET_MEAN, std=IMAGENET_STD, indexer=index_hymenoptera,
+    mean=IMAGENET_MEAN, std=IMAGENET_STD, indexer=index_hymenoptera, split_images={"train": 245, "val": 153},
 ))
 register(DatasetSpec(
     name="cifar10", label="CIFAR-10", native_size=32, num_classes=10,
     description="60,000 tiny 32x32 photos in 10 classes (50,000 train, 10,000 test used as validation).",
     how_to_get=f"Put torchvision's {cifar.CIFAR10.archive} (or its extracted {cifar.CIFAR10.folder}/), or cifar10.zip of class folders cifar10/{{train,test}}/<class>/*, in the data folder.",
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), indexer=index_cifar10,
+    split_images={"train": 50_000, "test": 10_000},
 ))
 register(DatasetSpec(
     name="cifar100", label="CIFAR-100", native_size=32, num_classes=100,
     description="60,000 32x32 photos in 100 fine classes grouped into 20 superclasses (labels='coarse').",
     how_to_get=f"Put torchvision's {cifar.CIFAR100.archive} (or its extracted {cifar.CIFAR100.folder}/) in the data folder; class folders cifar100/{{train,test}}/<class>/* work for fine labels only.",
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), label_sets=("fine", "coarse"), indexer=index_cifar100,
+    split_images={"train": 50_000, "test": 10_000}, coarse_classes=20,
 ))
 register(DatasetSpec(
     name="folder", label="Your own pictures (folder or .zip)", native_size=128, num_classes=None,
@@ -198,3 +201,28 @@ register(DatasetSpec(
     how_to_get="Upload a .zip (or give a folder) laid out as <class>/<picture>, e.g. cats/1.jpg, dogs/2.jpg.",
     needs_path=True, official_val=False, mean=IMAGENET_MEAN, std=IMAGENET_STD, indexer=index_folder,
 ))
+
+
+def dataset_locations(name: str, root: Path) -> list[Path]:
+    """The files or folders in ``root`` the indexer reads ``name`` from (any one is enough); [] for generated data."""
+    if name == "hymenoptera":
+        return [root / "hymenoptera_data", root / "hymenoptera_data.zip"]
+    layout = {"cifar10": cifar.CIFAR10, "cifar100": cifar.CIFAR100}.get(name)
+    if layout is not None:
+        return [root / layout.folder, root / layout.archive, root / name, root / f"{name}.zip"]
+    return []
+
+
+def dataset_present(name: str, root: Path | str | None = None) -> bool:
+    """Whether ``name`` loads without a download: generated, or its files are in ``root`` (the data folder).
+
+    Only looks for files (indexing would start a download). A dataset that needs a user's path
+    (``folder``) is never present on its own.
+    """
+    from cnnviz.paths import data_root
+
+    spec = get_dataset_spec(name)
+    if spec.needs_path:
+        return False
+    candidates = dataset_locations(name, Path(root) if root else data_root())
+    return not candidates or any(p.exists() for p in candidates)

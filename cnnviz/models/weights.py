@@ -123,3 +123,17 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str,
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
+
+
+def weights_location(arch: str, options: dict[str, Any] | None = None) -> Path | None:
+    """Where ``arch``'s ImageNet weights file (for ``options``) lives in the torch cache; None without weights."""
+    from .registry import get_spec, resolve_options  # the registry is imported after this module
+
+    name, _ = get_spec(arch).weights_for(resolve_options(arch, options or {}))
+    return hub_checkpoints_dir() / weights_file_name(name) if name else None
+
+
+def weights_present(arch: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether ``arch``'s ImageNet weights are already in the torch cache (never downloads)."""
+    where = weights_location(arch, options)
+    return where is not None and where.is_file()

@@ -55,7 +55,11 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT,
     owner_host TEXT,
     owner_pid INTEGER,
-    owner_token TEXT
+    owner_token TEXT,
+    experiment TEXT,
+    experiment_group INTEGER,
+    experiment_run TEXT,
+    experiment_label TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL,
@@ -118,6 +122,12 @@ class Run:
     trainable_params: int | None = None
     image_size: int | None = None  # the side the run trained at (config.image_size may be None: automatic)
     device: str | None = None  # where it trained, e.g. "cpu" or "cuda:0"
+    # Set when a guided experiment launched it: the experiment's key ("exp1"), the launch number,
+    # the planned run's key ("alexnet-freeze") and the label it was planned with.
+    experiment: str | None = None
+    group: int | None = None
+    run_key: str | None = None
+    run_label: str | None = None
 
     @property
     def label(self) -> str:
@@ -242,15 +252,21 @@ class RunStore:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def create(self, config, *, name: str | None = None, status: str = "queued") -> int:
-        """Add a run for ``config`` owned by this process; returns its id."""
+    def create(self, config, *, name: str | None = None, status: str = "queued", experiment: str | None = None,
+               group: int | None = None, label: str | None = None, run_key: str | None = None) -> int:
+        """Add a run for ``config`` owned by this process; returns its id.
+
+        ``experiment``, ``group``, ``run_key`` and ``label`` tag a run launched as part of a guided
+        experiment's group, so the group is found again from the store alone.
+        """
         _check_status(status)
         name = name if name is not None else (getattr(config, "name", "") or "")
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (name, config, status, created_at, owner_host, owner_pid, owner_token) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, config.to_json(), status, time.time(), socket.gethostname(), os.getpid(), process_token()))
+                "INSERT INTO runs (name, config, status, created_at, owner_host, owner_pid, owner_token, "
+                "experiment, experiment_group, experiment_run, experiment_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, config.to_json(), status, time.time(), socket.gethostname(), os.getpid(), process_token(),
+                 experiment, _int_or_none(group), run_key, label))
             return int(cur.lastrowid)
 
     def get(self, run_id: int) -> Run:
@@ -496,6 +512,8 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         confusion=_loads(row["confusion"]), per_class_acc=_loads(row["per_class_acc"]),
         checkpoint=row["checkpoint"], val_predictions=_loads(row["val_predictions"]),
         trainable_params=row["trainable_params"], image_size=row["image_size"], device=row["device"],
+        experiment=row["experiment"], group=row["experiment_group"], run_key=row["experiment_run"],
+        run_label=row["experiment_label"],
     )
 
 

@@ -91,12 +91,12 @@ class JobManager:
         self._running: dict[str, _Job] = {}
         self._workers: dict[str, threading.Thread] = {}
 
-    def submit(self, config, *, name: str | None = None) -> int:
-        """Queue ``config`` for training; returns the new run's id (the run is stored as ``queued``)."""
+    def submit(self, config, *, name: str | None = None, **tags) -> int:
+        """Queue ``config`` for training; returns the new run's id (stored as ``queued``, with ``tags``: see RunStore.create)."""
         device = self.device_of(config)  # a missing device is a ValueError before anything is stored
         with self._lock:
             # Creating under the lock keeps run ids in queue order when sessions submit at once.
-            run_id = self.store.create(config, name=name, status="queued")
+            run_id = self.store.create(config, name=name, status="queued", **tags)
             self._queues.setdefault(device, deque()).append(_Job(run_id, config, device))
             if device not in self._workers:
                 worker = threading.Thread(target=self._work, args=(device,), name=f"cnnviz-jobs-{device}", daemon=True)

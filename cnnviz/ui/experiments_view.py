@@ -1,8 +1,9 @@
 """Streamlit pieces of the Experiments page: one guided card per course comparison.
 
 Everything worth testing without a browser (presets, estimates, tables, conclusions) lives in
-``cnnviz.experiments``; this module only draws it. A card's widgets have keys starting with
-its experiment key (``exp1_size``, ``exp1_launch``...). The last launched group of each
+``cnnviz.experiments``; this module only draws it, from each experiment's spec (its results
+view is chosen by ``Experiment.chart``). A card's widgets have keys starting with its
+experiment key (``<key>_size``, ``<key>_launch``...). The last launched group of each
 experiment is read back from the run store, so a closed tab or a restart loses nothing.
 """
 
@@ -14,14 +15,14 @@ from typing import Any, Sequence
 import pandas as pd
 import streamlit as st
 
-from cnnviz import charts
+from cnnviz import charts, recipes
 from cnnviz import experiments as ex
+from cnnviz.training.config import TrainConfig
+from cnnviz.ui.cached import flops_per_second
 from cnnviz.ui.widgets import open_store
 
 POLL_SECONDS = 2.0
 LAUNCH_GUARD_SECONDS = 10.0
-SHORT_TITLES = {"exp1": "Fine-tune or freeze", "exp2": "CIFAR-10 transfer", "exp3": "Linear probes",
-                "exp4": "Fine vs coarse", "exp5": "AlexResNet, AlexSE", "exp6": "Plain vs residual"}
 ACTIVE = ("queued", "running")
 TRAIN_PAGE = "pages/train.py"
 COMPARE_PAGE = "pages/compare.py"
@@ -47,26 +48,19 @@ def weights_hint(arch: str) -> str:
     return ex.weights_file_hint(arch)
 
 
-@st.cache_data(show_spinner="Measuring this device's speed (once)...")
-def reference_flops_per_second() -> float:
-    """FLOP/s of a reference training step on this device (ResNet-18 at 64 px)."""
-    return ex.measured_flops_per_second()
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def estimate_seconds(config_json: str, flops_per_second: float) -> float:
     """Estimated seconds of one run (cached: counting a model's FLOPs takes a moment)."""
-    from cnnviz.training.config import TrainConfig
-
-    return ex.estimate_run_seconds(TrainConfig.from_json(config_json), flops_per_second=flops_per_second)
+    return recipes.estimate_run_seconds(TrainConfig.from_json(config_json), flops_per_second=flops_per_second)
 
 
 def device_speeds(store, runs: Sequence[Any]) -> tuple[dict[str, float], str]:
     """(FLOP/s per architecture with ``"*"`` for any other, how it was measured)."""
-    measured = ex.calibrated_flops_per_second(runs, store.epochs)
+    measured = recipes.calibrated_flops_per_second(runs, store.epochs)
     if measured:
         return measured, "measured from your recent runs"
-    return {"*": reference_flops_per_second()}, "measured with a ResNet-18 test step"
+    arch, size = recipes.REFERENCE_STEP
+    return {"*": flops_per_second(arch, size)}, f"measured with a {arch} test step at {size} px"
 
 
 # -- the card ----------------------------------------------------------------------------------
@@ -88,7 +82,7 @@ def card(exp: ex.Experiment, *, store, runs: Sequence[Any]) -> None:
 
 
 def _published(exp: ex.Experiment) -> None:
-    rows = [{"published figure": p.label, "value": p.shown(), "source": p.source} for p in exp.published]
+    rows = [{"published figure": p.label, "value": p.shown(), "source": p.citation} for p in exp.published]
     st.caption("Published figures")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
@@ -102,10 +96,10 @@ def setup(exp: ex.Experiment, runs: Sequence[Any]) -> ex.Choices | None:
         return None
     inits, init_options = _init_choices(exp, runs)
     probe_layer = None
-    if exp.key == "exp3":
-        points = ex.intermediate_points()
-        probe_layer = st.selectbox("Intermediate layer to compare", points, key="exp3_probe_layer",
-                                   index=points.index(ex.default_probe_pick()),
+    if exp.probe_arch:
+        points = ex.intermediate_points(exp.probe_arch)
+        probe_layer = st.selectbox("Intermediate layer to compare", points, key=f"{exp.key}_probe_layer",
+                                   index=points.index(ex.default_probe_pick(exp.probe_arch)),
                                    help="Every layer is probed for the depth curve; this one is highlighted.")
     return ex.Choices(size=size, dataset=None if dataset == exp.dataset else dataset, inits=inits,
                       init_options=init_options, probe_layer=probe_layer)
@@ -150,9 +144,6 @@ def _init_choices(exp: ex.Experiment, runs: Sequence[Any]) -> tuple[dict[str, st
         inits[arch] = value
         if value.startswith("run:") and int(value[4:]) in by_id:
             init_options[arch] = dict(by_id[int(value[4:])].config.options)
-    if exp.key == "exp2" and inits.get("alexnet") == ex.SCRATCH:
-        st.warning("Both AlexNet runs would now start from random weights, so 'scratch vs fine-tuned' compares "
-                   "two copies of the same thing. Train an AlexNet run first (Train page) and pick it above.")
     return inits, init_options
 
 
@@ -163,6 +154,9 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Seq
     except ValueError as exc:
         st.error(str(exc))
         return
+    warning = ex.same_start_warning(plans)
+    if warning:
+        st.warning(warning)
     speeds, how = device_speeds(store, runs)
     seconds = [estimate_seconds(p.config.to_json(), speeds.get(p.config.arch, speeds["*"])) for p in plans]
     table = pd.DataFrame([{
@@ -209,18 +203,18 @@ def _results_body(exp: ex.Experiment, *, was_active: bool) -> None:
     active = [o for o in outcomes if o.status in ACTIVE]
     if was_active and not active:
         st.rerun(scope="app")  # the group just finished: redraw once without polling
-    group = ex.parse_run_name(outcomes[0].config.name or "")
-    st.markdown(f"#### Your results (launch #{group[1] if group else '?'}, runs {outcomes[0].run_id}-{outcomes[-1].run_id})")
+    group = outcomes[0].group
+    st.markdown(f"#### Your results (launch #{group or '?'}, runs {outcomes[0].run_id}-{outcomes[-1].run_id})")
     if active:
         _progress(outcomes, exp)
     _failures(outcomes)
     st.dataframe(ex.results_table(exp, outcomes), hide_index=True, width="stretch",
                  column_config={"best val acc": st.column_config.NumberColumn(format="%.3f")})
-    lines = exp.conclude(outcomes)
+    lines = ex.conclude(exp, outcomes)
     if lines:
         st.markdown("**What your numbers say**")
         st.markdown("\n".join(f"- {line}" for line in lines))
-    VIEWS.get(exp.key, _view_curves)(exp, outcomes)
+    VIEWS[exp.chart](exp, outcomes)
     _report_texts(outcomes)
 
 
@@ -317,7 +311,7 @@ def _view_superclasses(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> No
         _view_curves(exp, outcomes)
         return
     labels = [o.label for o, _ in mapped]
-    pick = st.selectbox("Confusion matrix of", labels, key="exp4_confusion_run")
+    pick = st.selectbox("Confusion matrix of", labels, key=f"{exp.key}_confusion_run")
     o, mapping = mapped[labels.index(pick)]
     rolled, groups = ex.rollup_confusion(o.confusion, o.classes, mapping)
     errors = ex.superclass_errors(o.confusion, o.classes, mapping)
@@ -350,11 +344,12 @@ def _view_degradation(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> Non
     norms = ex.grad_norm_frame(outcomes)
     if not norms.empty:
         keys = sorted(set(norms["key"]))
-        default = [k for k in ("plain-56", "resnet-56") if k in keys] or keys[:2]
+        default = [k for k in exp.highlight if k in keys] or keys[:2]
         left, right = st.columns([3, 1])
-        shown = left.multiselect("Gradient norms of", keys, default=default, key="exp6_grad_runs")
+        shown = left.multiselect("Gradient norms of", keys, default=default, key=f"{exp.key}_grad_runs")
         epochs = sorted(set(norms["epoch"]))
-        epoch = right.select_slider("epoch", epochs, value=epochs[0], key="exp6_grad_epoch") if len(epochs) > 1 else epochs[0]
+        epoch = (right.select_slider("epoch", epochs, value=epochs[0], key=f"{exp.key}_grad_epoch")
+                 if len(epochs) > 1 else epochs[0])
         st.caption("Gradient norm reaching each layer. In a plain deep network it grows or shrinks by orders of "
                    "magnitude from the output back to the input; with shortcuts every layer gets about the same. "
                    "Slide through the epochs to see how that changes over training.")
@@ -362,5 +357,6 @@ def _view_degradation(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> Non
         st.altair_chart(charts.grad_norms(picked), width="stretch")
 
 
-VIEWS = {"exp1": _view_transfer, "exp2": _view_transfer, "exp3": _view_probes, "exp4": _view_superclasses,
-         "exp5": _view_hybrids, "exp6": _view_degradation}
+# Experiment.chart -> the results view drawn under the conclusions.
+VIEWS = {"curves": _view_curves, "published": _view_transfer, "probe_depth": _view_probes,
+         "superclasses": _view_superclasses, "cost": _view_hybrids, "grad_norms": _view_degradation}
