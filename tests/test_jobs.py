@@ -9,7 +9,7 @@ import pytest
 
 from cnnviz.runs import RunStore
 from cnnviz.training.config import TrainConfig
-from cnnviz.training.jobs import JobManager, JobStatus, get_manager
+from cnnviz.jobs import JobManager, JobStatus, get_manager
 
 WAIT = 60  # seconds; only a guard against a hung test, never a timing assertion
 

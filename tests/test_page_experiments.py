@@ -26,7 +26,7 @@ class FakeManager:
         return self.store.create(config, name=name, status="queued")
 
     def status(self, run_id):
-        from cnnviz.training.jobs import JobStatus
+        from cnnviz.jobs import JobStatus
 
         return JobStatus("queued", 1)
 
@@ -38,7 +38,7 @@ class FakeManager:
 @pytest.fixture(autouse=True)
 def no_training(monkeypatch):
     """No background training and no speed measurement: a fixed throughput and a fake job manager."""
-    import cnnviz.training.jobs as jobs
+    import cnnviz.jobs as jobs
 
     ex.measured_flops_per_second.cache_clear()
     monkeypatch.setattr(ex, "measured_flops_per_second", lambda: 5e10)

@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from cnnviz.runs import RunNotFound, RunStore
-from cnnviz.training.jobs import get_manager
+from cnnviz.jobs import get_manager
 from cnnviz.ui import cached, state
 from cnnviz.ui.logic import build_train_config, images_for_estimate
 
