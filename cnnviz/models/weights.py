@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -91,9 +92,9 @@ def load_weights_file(path: str | os.PathLike, *, what: str = "weights file"
     else:
         raise WeightsError(f"{path.name} holds {_describe(payload)}, not a state_dict (names -> tensors)")
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        inside = "in its state_dict " if meta else ""
-        raise WeightsError(f"{path.name} holds {_describe(state)} {inside}where a state_dict (names -> tensors) "
-                           f"belongs")
+        if state is payload:
+            raise WeightsError(f"{path.name} holds {_describe(state)}, not a state_dict (names -> tensors)")
+        raise WeightsError(f"{path.name} has a state_dict holding {_describe(state)}, not names -> tensors")
     return _strip_prefix(state, "module."), meta
 
 
@@ -104,7 +105,9 @@ def _read_torch_file(path: Path, what: str) -> Any:
     if path.stat().st_size == 0:
         raise WeightsError(f"{path.name} is empty (0 bytes): not a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         code = _PICKLED_CODE.search(text)
@@ -114,13 +117,16 @@ def _read_torch_file(path: Path, what: str) -> Any:
             raise WeightsError(f"{path.name} contains Python code (pickled objects); refused: only tensors and "
                                f"plain values load safely{f' (it references {found})' if found else ''}") from None
         raise WeightsError(f"{path.name} is not a readable {what}: not a PyTorch file") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        # A zip archive torch cannot finish reading: cut short by a failed copy or download.
-        if isinstance(exc, EOFError) or "zip archive" in str(exc) or "central directory" in str(exc):
+    except Exception as exc:  # noqa: BLE001 - whatever else torch raises on foreign bytes, in one line
+        if _starts_like_zip(path):  # torch's own format, cut short by a failed copy or download
             raise WeightsError(f"{path.name} is not a readable {what}: the file is truncated or damaged") from None
         raise WeightsError(f"{path.name} is not a readable {what}: {_short(exc)}") from None
-    except Exception as exc:  # noqa: BLE001 - whatever else torch raises on foreign bytes, in one line
-        raise WeightsError(f"{path.name} is not a readable {what}: {_short(exc)}") from None
+
+
+def _starts_like_zip(path: Path) -> bool:
+    """Whether the file begins like the zip archives ``torch.save`` writes."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
 
 
 # The wording of torch's weights_only unpickler (torch 2.6 to 2.14) when a file names a global or builds an object.

@@ -187,7 +187,7 @@ class BestCheckpoint(Callback):
         self.extra = dict(extra or {})
 
     def after_epoch(self, state) -> None:
-        if state.best_epoch != state.epoch:
+        if getattr(state, "best_epoch", None) != state.epoch:  # a stand-in trainer may keep no best epoch
             return
         ckpt = state.checkpoint(training_state=True)
         ckpt.extra.update(self.extra)
