@@ -334,7 +334,6 @@ class Trainer:
                     torch.cuda.empty_cache()
                 self.config = state.config = self.config.replace(batch_size=size // 2)
                 state.history.clear()
-                state.step = 0
                 self._build()
 
     def _fit(self) -> None:
