@@ -150,7 +150,7 @@ def main() -> None:
         print(f"# calibration: {rate:.0f} train img/s -> {epochs} epochs in the {left:.0f} s left", flush=True)
 
     class Progress(Callback):
-        def on_epoch_end(self, state):
+        def after_epoch(self, state):
             row = state.history[-1]
             print(f"epoch {row['epoch']}/{state.epochs}: train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}"
                   f"  val acc {row['val_acc']:.4f}  {row['images_per_sec']:.0f} img/s  {row['seconds']:.0f} s",

@@ -126,7 +126,7 @@ def main() -> None:
     class FirstHead(Callback):
         head = None
 
-        def on_run_start(self, state):
+        def before_fit(self, state):
             self.head = {k: v.detach().clone() for k, v in state.model.fc.state_dict().items()}
 
     times, first = {}, FirstHead()

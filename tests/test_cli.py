@@ -172,12 +172,12 @@ def test_progress_bar_draws_on_a_terminal():
     bar = ProgressBar(stream)
     state = SimpleNamespace(config=TrainConfig(), device="cpu", params=1000, classes=["a", "b"], epoch=1, epochs=2,
                             batch=5, batches=10, loss=0.5, history=[], status="finished", message="done")
-    bar.on_run_start(state)
-    bar.on_batch_end(state)
+    bar.before_fit(state)
+    bar.after_batch(state)
     state.history.append({"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7,
                           "seconds": 1.0})
-    bar.on_epoch_end(state)
-    bar.on_run_end(state)
+    bar.after_epoch(state)
+    bar.after_fit(state)
     text = stream.getvalue()
     assert "1,000 parameters" in text and "[" + "#" * 14 in text and "5/10 loss 0.5000" in text
     assert "val loss 0.6000 acc 0.7000" in text and text.endswith("finished: done\n")

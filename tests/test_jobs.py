@@ -9,7 +9,7 @@ import pytest
 
 from cnnviz.runs import RunStore
 from cnnviz.training.config import TrainConfig
-from cnnviz.training.jobs import JobManager, JobStatus, get_manager
+from cnnviz.jobs import JobManager, JobStatus, get_manager
 
 WAIT = 60  # seconds; only a guard against a hung test, never a timing assertion
 
@@ -39,7 +39,7 @@ class FakeTrainer:
             self.max_active = max(self.max_active, self.active)
         state = SimpleNamespace(params=10, flops=20, classes=["a", "b"], epoch=1, loss=0.5, history=[])
         for cb in callbacks:
-            cb.on_run_start(state)
+            cb.before_fit(state)
         with self.entered:
             self.started.append(config.seed)
             self.entered.notify_all()
@@ -47,7 +47,7 @@ class FakeTrainer:
             gate = self.gate(config.seed)
             while True:  # one "batch" per turn, checking stop like the real loop
                 for cb in callbacks:
-                    cb.on_batch_end(state)
+                    cb.after_batch(state)
                 if stop is not None and stop.is_set():
                     return _result("stopped", "stopped by the user", state)
                 if gate.wait(0.01):
@@ -56,9 +56,9 @@ class FakeTrainer:
                 raise ValueError("lr is far too high for this model")
             state.history.append({"epoch": 1, "train_loss": 0.5, "val_acc": 0.75})
             for cb in callbacks:
-                cb.on_epoch_end(state)
+                cb.after_epoch(state)
             for cb in callbacks:
-                cb.on_run_end(state)
+                cb.after_fit(state)
             return _result("finished", None, state)
         finally:
             with self.lock:

@@ -3,8 +3,6 @@ swaps its head, freezes, toggles shortcuts and SE blocks, and loads weights file
 
 from __future__ import annotations
 
-import sys
-import types
 import urllib.error
 
 import pytest
@@ -12,8 +10,10 @@ import torch
 import torchvision
 from torch import nn
 
+from cnnviz import paths
+from cnnviz.checkpoint import CHECKPOINT_FORMAT
 from cnnviz.inspect import min_input_size
-from cnnviz.models import (CHECKPOINT_FORMAT, VGG_LAYOUTS, WeightsError, WeightsUnavailable, count_params,
+from cnnviz.models import (VGG_LAYOUTS, WeightsError, WeightsUnavailable, count_params,
                            freeze_backbone, get_model, get_spec, head_module, hub_checkpoints_dir, list_models,
                            load_weights_file, meta_model, probe_module, replace_head, resolve_options,
                            se_modules, weights_file_name)
@@ -374,9 +374,8 @@ def test_run_init_resolves_through_the_run_store(tmp_path, monkeypatch):
     path = tmp_path / "best.pt"
     torch.save({"format": CHECKPOINT_FORMAT, "arch": "softmax", "options": model.cnnviz_options,
                 "num_classes": 2, "state_dict": model.state_dict()}, path)
-    fake = types.ModuleType("cnnviz.runs")
-    fake.checkpoint_path = lambda run_id: path if run_id == 7 else None
-    monkeypatch.setitem(sys.modules, "cnnviz.runs", fake)
+    # A stand-in for the run store's resolver: models never import cnnviz.runs.
+    monkeypatch.setitem(paths._INIT_RESOLVERS, "run", lambda run_id: path if run_id == "7" else None)
     loaded = get_model("softmax", num_classes=2, init="run:7")
     assert torch.equal(loaded.fc.weight, model.fc.weight)
     with pytest.raises(WeightsError, match="no checkpoint"):

@@ -26,7 +26,7 @@ class FakeManager:
         return self.store.create(config, name=name, status="queued", **tags)
 
     def status(self, run_id):
-        from cnnviz.training.jobs import JobStatus
+        from cnnviz.jobs import JobStatus
 
         return JobStatus("queued", 1)
 
@@ -38,8 +38,8 @@ class FakeManager:
 @pytest.fixture(autouse=True)
 def no_training(monkeypatch):
     """No background training and no speed measurement: a fixed throughput and a fake job manager."""
+    import cnnviz.jobs as jobs
     import cnnviz.recipes as recipes
-    import cnnviz.training.jobs as jobs
 
     monkeypatch.setattr(recipes, "measure_flops_per_second", lambda **kwargs: 5e10)
     monkeypatch.setattr(jobs, "get_manager", lambda store=None: FakeManager(store or RunStore()))

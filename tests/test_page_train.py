@@ -181,7 +181,7 @@ def test_folder_upload_bad_and_good_zip():
 
 def test_busy_device_queue_double_click_guard_and_stop():
     from cnnviz.training.config import TrainConfig
-    from cnnviz.training.jobs import get_manager
+    from cnnviz.jobs import get_manager
 
     manager, store = get_manager(), RunStore()
     blocker = manager.submit(TrainConfig(arch="alexnet_cifar", epochs=50, subset=50, val_subset=5, image_size=32))

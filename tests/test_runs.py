@@ -16,7 +16,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from cnnviz.runs import (CheckpointError, RunNotFound, RunStore, checkpoint_path, load_checkpoint, save_checkpoint)
+from cnnviz.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from cnnviz.runs import RunNotFound, RunStore, checkpoint_path
 from cnnviz.runs import store as store_module
 from cnnviz.training.config import TrainConfig
 
@@ -70,8 +71,8 @@ def test_round_trip(store):
     assert run.val_predictions == [0, 0, 1, 1]
     assert [r["val_acc"] for r in store.epochs(run_id)] == [0.5, 0.75]
     assert Path(run.checkpoint) == store.checkpoint_path(run_id) == store.home / "checkpoints" / f"run-{run_id}.pt"
-    payload = load_checkpoint(run.checkpoint)
-    assert payload["run_id"] == run_id and payload["classes"] == ["ants", "bees"]
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt.extra["run_id"] == run_id and ckpt.classes == ["ants", "bees"]
     assert checkpoint_path(run_id, store=store) == Path(run.checkpoint)
 
 
@@ -240,19 +241,19 @@ def test_recorder_writes_events(store):
     run_id = store.create(TrainConfig())
     rec = store.recorder(run_id, flush_seconds=3600, flush_batches=4)
     state = SimpleNamespace(params=10, flops=20, classes=["a", "b", "c"], epoch=1, loss=1.0, history=[])
-    rec.on_run_start(state)
+    rec.before_fit(state)
     assert store.get(run_id).status == "running" and store.get(run_id).classes == ["a", "b", "c"]
     for i in range(3):
         state.loss = 1.0 - i * 0.1
-        rec.on_batch_end(state)
+        rec.after_batch(state)
     assert store.batches(run_id) == []  # buffered
-    rec.on_batch_end(state)
+    rec.after_batch(state)
     assert len(store.batches(run_id)) == 4  # flushed at flush_batches
-    rec.on_batch_end(state)
+    rec.after_batch(state)
     state.history.append(epoch_row(1))
-    rec.on_epoch_end(state)
+    rec.after_epoch(state)
     assert len(store.batches(run_id)) == 5 and [r["epoch"] for r in store.epochs(run_id)] == [1]
-    rec.on_run_end(state)
+    rec.after_fit(state)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------------
@@ -262,10 +263,11 @@ def test_checkpoint_round_trip_and_atomic_replace(tmp_path):
     path = tmp_path / "ck" / "model.pt"
     save_checkpoint(tiny_payload(best_val_acc=0.5), path)
     save_checkpoint(tiny_payload(best_val_acc=0.9, config={"arch": "softmax"}), path)
-    payload = load_checkpoint(path)
-    assert payload["format"] == "cnnviz-checkpoint/1" and payload["best_val_acc"] == 0.9
-    assert json.loads(payload["config"]) == {"arch": "softmax"}
-    assert torch.equal(payload["state_dict"]["fc.bias"], torch.zeros(2))
+    ckpt = load_checkpoint(path)
+    assert ckpt.format == "cnnviz-checkpoint/1" and ckpt.best_val_acc == 0.9
+    assert ckpt.config == {"arch": "softmax"}
+    assert json.loads(torch.load(path, weights_only=True)["config"]) == {"arch": "softmax"}  # JSON text on disk
+    assert torch.equal(ckpt.state_dict["fc.bias"], torch.zeros(2))
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]  # no temp files left
 
 
@@ -281,7 +283,7 @@ def test_checkpoint_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tiny_payload(best_val_acc=0.9), path)
     monkeypatch.undo()
-    assert load_checkpoint(path)["best_val_acc"] == 0.5
+    assert load_checkpoint(path).best_val_acc == 0.5
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
 
 
@@ -311,7 +313,7 @@ def test_pickled_payload_is_refused_and_never_runs(tmp_path, bad):
     path = tmp_path / "evil.pt"
     payload = tiny_payload(extra=Evil(str(sentinel)) if bad == "reduce" else Custom())
     torch.save({"format": "cnnviz-checkpoint/1", **payload}, path)
-    with pytest.raises(CheckpointError, match="refused: it contains pickled Python objects"):
+    with pytest.raises(CheckpointError, match=r"contains Python code \(pickled objects\); refused"):
         load_checkpoint(path)
     assert not sentinel.exists()
 
@@ -356,3 +358,37 @@ def test_an_older_file_gains_new_columns(tmp_path):
     assert (run.name, run.status, run.image_size, run.device) == ("old", "finished", None, None)
     store.record_start(run.id, params=1, flops=2, classes=["a"], image_size=32, device="cpu")
     assert (store.get(run.id).image_size, store.get(run.id).device) == (32, "cpu")
+
+
+def test_a_killed_run_still_points_to_its_best_checkpoint(store):
+    """The best epoch is written, and its path recorded, at every improvement, not only when the run ends."""
+    from cnnviz.checkpoint import build_model
+    from cnnviz.jobs import run_training
+    from cnnviz.training import Callback
+
+    class Kill(Callback):  # SystemExit is no callback error: it goes through train() as a real kill would
+        def before_epoch(self, state):
+            if state.epoch == 2:
+                raise SystemExit("killed")
+
+    config = TrainConfig(arch="softmax", dataset="shapes", subset=4, val_subset=2, epochs=3, batch_size=16,
+                         image_size=16, device="cpu")
+    run_id = store.create(config)
+    with pytest.raises(SystemExit):
+        run_training(config, store=store, run_id=run_id, callbacks=(Kill(),))
+    run = store.get(run_id)
+    assert run.status == "failed" and run.best_epoch == 1
+    assert run.checkpoint == str(store.checkpoint_path(run_id)) == str(checkpoint_path(run_id, store=store))
+    ckpt = load_checkpoint(run.checkpoint)
+    assert (ckpt.epoch, ckpt.extra["run_id"]) == (1, run_id) and ckpt.optimizer_state is not None
+    assert not build_model(ckpt).training
+
+
+def test_record_end_keeps_the_checkpoint_written_during_training(store):
+    run_id = store.create(TrainConfig(arch="softmax"))
+    path = store.checkpoint_path(run_id)
+    save_checkpoint(tiny_payload(best_val_acc=0.9, optimizer_state={"state": {}, "param_groups": []}), path)
+    store.record_checkpoint(run_id, path, best_epoch=2, best_val_acc=0.9)
+    assert store.get(run_id).checkpoint == str(path)
+    store.record_end(run_id, fake_result(checkpoint=tiny_payload(best_val_acc=0.9)))
+    assert load_checkpoint(path).optimizer_state == {"state": {}, "param_groups": []}  # not overwritten

@@ -13,7 +13,7 @@ import torch
 
 from cnnviz.data import load_splits, normalize
 from cnnviz.models import get_model
-from cnnviz.runs.checkpoints import build_model
+from cnnviz.checkpoint import build_model
 from cnnviz.training import (MODES, OPTIMIZERS, SCHEDULERS, Callback, StopTraining, TrainConfig, Trainer,
                              train)
 from cnnviz.training.modes import PROBE_FEATURES, probe_grid, probe_model_from_payload
@@ -43,17 +43,17 @@ class Recorder(Callback):
         self.events: list[str] = []
         self.initial: dict[str, torch.Tensor] = {}
 
-    def on_run_start(self, state):
+    def before_fit(self, state):
         self.events.append("run_start")
         self.initial = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
 
-    def on_batch_end(self, state):
+    def after_batch(self, state):
         self.events.append("batch_end")
 
-    def on_epoch_end(self, state):
+    def after_epoch(self, state):
         self.events.append("epoch_end")
 
-    def on_run_end(self, state):
+    def after_fit(self, state):
         self.events.append("run_end")
 
 
@@ -131,7 +131,7 @@ class StopAfter(Callback):
     def __init__(self, event: threading.Event, k: int):
         self.event, self.k, self.after = event, k, 0
 
-    def on_batch_end(self, state):
+    def after_batch(self, state):
         if self.event.is_set():
             self.after += 1
         elif state.epoch == 2 and state.batch == self.k:
@@ -152,7 +152,7 @@ def test_stop_event_ends_the_run_within_one_batch():
 
 def test_stop_training_from_a_callback():
     class Quit(Callback):
-        def on_epoch_end(self, state):
+        def after_epoch(self, state):
             raise StopTraining
 
     result = train(tiny(epochs=3), callbacks=[Quit()])
@@ -161,18 +161,18 @@ def test_stop_training_from_a_callback():
 
 def test_a_failing_callback_fails_the_run_with_its_name():
     class Broken(Callback):
-        def on_batch_end(self, state):
+        def after_batch(self, state):
             raise KeyError("oops")
 
     result = train(tiny(), callbacks=[Broken()])
-    assert result.status == "failed" and "Broken.on_batch_end" in result.message
+    assert result.status == "failed" and "Broken.after_batch" in result.message
 
 
 def test_out_of_memory_retries_with_half_the_batch():
     class OutOfMemoryOnce(Callback):
         fired = False
 
-        def on_batch_end(self, state):
+        def after_batch(self, state):
             if not self.fired:
                 self.fired = True
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
@@ -294,3 +294,165 @@ def test_events_come_in_order_and_rows_are_complete():
     assert "stem.conv" in row["grad_norms"] and "fc" in row["grad_norms"]
     assert all(v >= 0 for v in row["grad_norms"].values())
     assert result.params > 0 and result.flops > 0 and len(result.per_class_acc) == 10
+
+
+# -- named events and the callbacks the loop is made of ---------------------------------------------------
+
+
+class AllEvents(Callback):
+    def __init__(self):
+        self.events: list[str] = []
+
+    def __getattribute__(self, name):
+        from cnnviz.training.callbacks import EVENTS
+
+        if name in EVENTS:
+            return lambda state: self.events.append(name)
+        return object.__getattribute__(self, name)
+
+
+def test_every_named_event_in_order():
+    spy = AllEvents()
+    train(tiny(arch="softmax", epochs=2, batch_size=32), callbacks=[spy])
+    batch = ["before_batch", "after_batch"] * 3
+    epoch = ["before_epoch", *batch, "before_validate", "after_validate", "after_epoch"]
+    assert spy.events == ["before_fit", *epoch, *epoch, "after_fit"]
+
+
+def test_an_exploding_loss_ends_as_diverged():
+    """Adam at lr 1e6 keeps the loss finite but astronomically high (4.5e12 measured): it has exploded."""
+    result = train(tiny(optimizer="adam", lr=1e6, epochs=2))
+    assert result.status == "diverged", result.message
+    assert "exploded" in result.message and "lower the learning rate" in result.message
+    assert "1e+06" in result.message
+
+
+def test_best_checkpoint_is_on_disk_after_epoch_1_even_if_the_run_dies(tmp_path):
+    from cnnviz.checkpoint import load_checkpoint
+    from cnnviz.training import BestCheckpoint
+
+    path = tmp_path / "best.pt"
+    seen = {}
+
+    class DieInEpoch2(Callback):
+        def before_batch(self, state):
+            if state.epoch == 2:
+                seen["epoch"] = load_checkpoint(path).epoch  # already written, whole, while epoch 2 runs
+                raise RuntimeError("killed")
+
+    result = train(tiny(epochs=2, scheduler="step", step_size=1), callbacks=[BestCheckpoint(path, extra={"run_id": 5}),
+                                                                            DieInEpoch2()])
+    assert result.status == "failed" and "killed" in result.message
+    assert seen == {"epoch": 1}
+    ckpt = load_checkpoint(path)
+    assert ckpt.epoch == 1 and ckpt.extra["run_id"] == 5 and ckpt.metrics["val_acc"] == ckpt.best_val_acc
+    assert ckpt.optimizer_state["state"] and ckpt.scheduler_state["last_epoch"] == 1
+    assert set(ckpt.rng_state) == {"torch", "shuffle", "augment"}
+    assert ckpt.config["epochs"] == 2 and ckpt.mode == "scratch"
+    model = build_model(ckpt)
+    assert not model.training
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_state_loads_safely(tmp_path, scheduler):
+    from cnnviz.checkpoint import load_checkpoint
+    from cnnviz.training import BestCheckpoint
+
+    path = tmp_path / "best.pt"
+    result = train(tiny(arch="softmax", optimizer="adam", lr=0.01, scheduler=scheduler, epochs=1),
+                   callbacks=[BestCheckpoint(path)])
+    assert result.status == "finished", result.message
+    ckpt = load_checkpoint(path)  # weights_only=True: every state must be plain data
+    assert (ckpt.scheduler_state is None) == (scheduler == "none") and ckpt.optimizer_state["state"]
+
+
+def _state(**fields):
+    from types import SimpleNamespace
+
+    base = dict(epoch=1, batch=1, lr=0.1, classes=list("abcdefghij"), row={}, loss=2.3)
+    return SimpleNamespace(**{**base, **fields})
+
+
+def test_divergence_check_alone():
+    from cnnviz.training.callbacks import Diverged, DivergenceCheck
+
+    check = DivergenceCheck()
+    state = _state()
+    check.before_fit(state)
+    check.after_batch(state)  # chance level: fine
+    for loss, words in ((float("nan"), "loss became nan"), (float("inf"), "loss became inf"), (1e6, r"exploded to 1e\+06")):
+        state.loss = loss
+        with pytest.raises(Diverged, match=words):
+            check.after_batch(state)
+    state.train_loss = 0.002
+    check.before_validate(state)  # the first epoch sets the reference
+    state.epoch, state.train_loss = 2, 1.5  # 750x, but under chance level (2.30): a pretrained model's wobble
+    check.before_validate(state)
+    state.train_loss = 3000.0
+    with pytest.raises(Diverged, match=r"exploded from 0.002 \(epoch 1\) to 3e\+03 .* lower the learning rate \(now 0.1\)"):
+        check.before_validate(state)
+
+
+def test_throughput_alone():
+    from cnnviz.training.callbacks import Throughput
+
+    meter, state = Throughput(), _state(batch_images=16, images_per_sec=None)
+    meter.before_epoch(state)
+    meter.after_batch(state)
+    meter.after_batch(state)
+    assert state.images_per_sec > 0
+    meter.after_validate(state)
+    assert state.row["images_per_sec"] == state.images_per_sec
+
+
+def test_grad_norms_alone():
+    from cnnviz.training.callbacks import GradNorms
+    from cnnviz.training.modes import Learner
+
+    model = get_model("softmax", num_classes=2)
+    state = _state(learner=Learner("scratch", model, model), grad_norms=None)
+    norms = GradNorms()
+    norms.before_fit(state)
+    norms.before_epoch(state)
+    for scale in (1.0, 3.0):
+        model.zero_grad()
+        (model(torch.ones(1, 3, 8, 8)).sum() * scale).backward()
+        norms.after_batch(state)
+    norms.after_validate(state)
+    expected = (model.fc.weight.grad.norm() / 3.0 * 2.0).item()  # the mean of the norms of 1x and 3x the gradient
+    assert state.row["grad_norms"] == state.grad_norms and state.grad_norms["fc"] == pytest.approx(expected)
+
+
+def test_keep_best_and_confusion_matrix_alone():
+    from cnnviz.training.callbacks import ConfusionMatrix, KeepBest
+    from cnnviz.training.modes import Learner
+
+    model = get_model("softmax", num_classes=2)
+    state = _state(learner=Learner("scratch", model, model), classes=["a", "b"], val_labels=torch.tensor([0, 0, 1, 1]))
+    keep, confusion = KeepBest(), ConfusionMatrix()
+    for cb in (keep, confusion):
+        cb.before_fit(state)
+    for epoch, acc, predicted in ((1, 0.5, [0, 1, 0, 1]), (2, 0.75, [0, 0, 0, 1]), (3, 0.75, [1, 1, 1, 1])):
+        state.epoch, state.row, state.val_predictions = epoch, {"val_acc": acc}, torch.tensor(predicted)
+        for cb in (keep, confusion):
+            cb.after_epoch(state)
+    assert (state.best_epoch, state.best_val_acc) == (2, 0.75)  # a tie is no improvement
+    assert state.best_predictions.tolist() == [0, 0, 0, 1] and state.best_row == {"val_acc": 0.75}
+    assert state.confusion == [[2, 0], [1, 1]] and state.per_class_acc == [1.0, 0.5]
+    assert torch.equal(state.best_snapshot["fc.weight"], model.fc.weight)
+
+
+def test_best_checkpoint_alone(tmp_path):
+    from cnnviz.checkpoint import Checkpoint, load_checkpoint
+    from cnnviz.training import BestCheckpoint
+
+    written = []
+    state = _state(best_epoch=1, checkpoint_file=None)
+    state.checkpoint = lambda training_state: written.append(training_state) or Checkpoint(
+        arch="softmax", num_classes=2, state_dict={"fc.bias": torch.zeros(2)}, epoch=state.epoch)
+    saver = BestCheckpoint(tmp_path / "b.pt", extra={"run_id": 1})
+    saver.after_epoch(state)
+    state.epoch = 2  # not an improvement: nothing written
+    saver.after_epoch(state)
+    assert written == [True] and state.checkpoint_file == str(tmp_path / "b.pt")
+    assert load_checkpoint(tmp_path / "b.pt").epoch == 1

@@ -110,7 +110,7 @@ def _check_init(config) -> None:
 class ProgressBar:
     """Training progress on stderr: a redrawn bar on a terminal, one line per epoch otherwise.
 
-    A training listener like the run store's recorder (the trainer calls its ``on_*`` events).
+    A training listener like the run store's recorder (it hears before_fit, after_batch, after_epoch, after_fit).
     """
 
     def __init__(self, stream=None, width: int = 28):
@@ -120,14 +120,14 @@ class ProgressBar:
         self._last_draw = 0.0
         self._epoch_start = time.monotonic()
 
-    def on_run_start(self, state) -> None:
+    def before_fit(self, state) -> None:
         params = getattr(state, "params", None)
         self._write(f"{state.config.describe()} on {getattr(state, 'device', '?')}: "
                     f"{len(getattr(state, 'classes', []) or [])} classes, "
                     f"{params:,} parameters\n" if params else f"{state.config.describe()}\n")
         self._epoch_start = time.monotonic()
 
-    def on_batch_end(self, state) -> None:
+    def after_batch(self, state) -> None:
         now = time.monotonic()
         if not self.tty or now - self._last_draw < 0.1:
             return
@@ -141,12 +141,12 @@ class ProgressBar:
         self._write(f"\repoch {state.epoch}/{state.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
                     f"{batch}/{batches} loss {loss if loss is None else f'{float(loss):.4f}'} eta {eta:4.0f}s ")
 
-    def on_epoch_end(self, state) -> None:
+    def after_epoch(self, state) -> None:
         row = state.history[-1] if getattr(state, "history", None) else {}
         self._write(("\r" if self.tty else "") + epoch_line(row) + " " * 8 + "\n")
         self._epoch_start = time.monotonic()
 
-    def on_run_end(self, state) -> None:
+    def after_fit(self, state) -> None:
         message = getattr(state, "message", None)
         self._write(f"{getattr(state, 'status', 'done')}{': ' + message if message else ''}\n")
 
@@ -177,7 +177,7 @@ def _on_one_terminal(bar: ProgressBar) -> bool:
 def run(args) -> int:
     """Train the configured run; exit 1 when it diverged or failed."""
     from cnnviz.runs import RunStore
-    from cnnviz.training.jobs import run_training
+    from cnnviz.jobs import run_training
 
     config = config_from_args(args)
     _prepare(config)
@@ -188,7 +188,7 @@ def run(args) -> int:
     bar = ProgressBar()
     shared = _on_one_terminal(bar) and not args.json
     if shared:  # the summary line on stdout says how the run ended; the bar need not say it first
-        bar.on_run_end = lambda state: None
+        bar.after_fit = lambda state: None
     try:
         result = run_training(config, store=store, run_id=run_id, stop=stop, callbacks=(bar,))
     finally:

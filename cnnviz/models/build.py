@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from .registry import ModelSpec, get_spec, resolve_options
+from cnnviz.paths import resolve_init
+
 from .weights import WeightsError, imagenet_state_dict, load_into, load_weights_file
 
 
@@ -17,7 +18,8 @@ def get_model(name: str, *, num_classes: int, options: dict[str, Any] | None = N
 
     ``init``: ``"none"`` (random), ``"imagenet"`` (torchvision's weights via the torch hub cache;
     WeightsUnavailable when absent and not downloadable), ``"run:<id>"`` (that run's best
-    checkpoint) or a path to a torchvision state_dict or cnnviz checkpoint. Weights load
+    checkpoint, through the resolver ``cnnviz.runs`` registers; see ``resolve_init``) or a path
+    to a torchvision state_dict or cnnviz checkpoint. Weights load
     strictly, except that SE blocks the file lacks stay random (see ``cnnviz.models.weights``).
     The loaded head is kept when it already has ``num_classes`` outputs and replaced by a
     fresh one otherwise. A cnnviz checkpoint supplies its own options when ``options`` is None.
@@ -36,7 +38,12 @@ def get_model(name: str, *, num_classes: int, options: dict[str, Any] | None = N
             raise WeightsError(f"{name} has no pretrained ImageNet weights; use init='none'")
         state, source = imagenet_state_dict(weights), weights
     else:
-        path = _init_path(init)
+        try:
+            path = resolve_init(init)
+        except WeightsError:
+            raise
+        except ValueError as exc:  # a resolver's message, e.g. "run:8 has no checkpoint"
+            raise WeightsError(str(exc)) from None
         state, meta = load_weights_file(path)
         if meta.get("arch") not in (None, name):
             raise WeightsError(f"{path.name} is a checkpoint of {meta['arch']}, not of {name}")
@@ -52,24 +59,6 @@ def get_model(name: str, *, num_classes: int, options: dict[str, Any] | None = N
     if head_module(model).out_features != num_classes:
         replace_head(model, num_classes)
     return model
-
-
-def _init_path(init: str) -> Path:
-    """The weights file an ``init`` string names: ``run:<id>`` through the run store, else a path."""
-    if init.startswith("run:"):
-        try:
-            from cnnviz.runs import checkpoint_path
-        except ImportError as exc:
-            raise WeightsError(f"init={init!r} needs the run store (cnnviz.runs), which failed to import: {exc}") from None
-        try:
-            run_id = int(init[4:])
-        except ValueError:
-            raise WeightsError(f"init={init!r}: a run id is a number, e.g. run:3") from None
-        path = checkpoint_path(run_id)
-        if path is None:
-            raise WeightsError(f"run {run_id} has no checkpoint")
-        return Path(path)
-    return Path(init).expanduser()
 
 
 def _tag(model: nn.Module, spec: ModelSpec, options: dict[str, Any]) -> nn.Module:

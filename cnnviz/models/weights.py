@@ -1,5 +1,8 @@
-"""Loading weights: torchvision's ImageNet weights through the torch hub cache, local files,
-and cnnviz checkpoints, all through one safe path (``torch.load(weights_only=True)``).
+"""Loading weights: torchvision's ImageNet weights through the torch hub cache, and local files
+(state_dicts and cnnviz checkpoints) through one safe reader (``torch.load(weights_only=True)``).
+
+The reader lives here, in the lowest layer that loads weights, so that ``get_model(init=...)``
+can use it; ``cnnviz.checkpoint`` reads through it and is its public face.
 
 Compatibility rule: loading is strict (every key present, every shape equal), with one
 exception: options that only ADD squeeze-and-excitation blocks. Their parameters are absent
@@ -11,6 +14,9 @@ message listing the differing keys and the options the weights were trained with
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -20,15 +26,15 @@ from torch import nn
 
 from .blocks import SqueezeExcitation
 
-CHECKPOINT_FORMAT = "cnnviz-checkpoint/1"
-
-
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither in the torch cache nor downloadable; says where to put the file."""
 
 
 class WeightsError(ValueError):
-    """A weights file that cannot be used: unsafe (pickled code), unreadable, or not fitting the model."""
+    """A weights file that cannot be used: unsafe (pickled code), unreadable, or not fitting the model.
+
+    Its message is one line (``load_into``'s list of differing keys excepted).
+    """
 
 
 def hub_checkpoints_dir() -> Path:
@@ -68,32 +74,84 @@ def imagenet_state_dict(weights_name: str, *, progress: bool = False) -> dict[st
                            f"Delete it and place a fresh copy of {name} there.") from None
 
 
-def load_weights_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a weights file safely: returns (state_dict, metadata).
+def load_weights_file(path: str | os.PathLike, *, what: str = "weights file"
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a weights file safely: returns (state_dict, metadata); WeightsError in one line otherwise.
 
-    A plain torchvision state_dict gives empty metadata; a cnnviz checkpoint gives its
-    payload without the state_dict (arch, options, num_classes, classes, ...).
+    A plain state_dict gives empty metadata; a ``{"state_dict": ...}`` wrapper (a cnnviz checkpoint
+    among them) gives its other entries. A ``module.`` prefix (``nn.DataParallel``) is removed.
+    This is the one place that unpickles a file a user can supply; ``cnnviz.checkpoint`` reads
+    through it. ``what`` names the kind of file in messages.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    payload = _read_torch_file(path, what)
+    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+        state, meta = payload["state_dict"], {k: v for k, v in payload.items() if k != "state_dict"}
+    elif isinstance(payload, dict) and "state_dict" not in payload:
+        state, meta = payload, {}
+    else:
+        raise WeightsError(f"{path.name} holds {_describe(payload)}, not a state_dict (names -> tensors)")
+    if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        if state is payload:
+            raise WeightsError(f"{path.name} holds {_describe(state)}, not a state_dict (names -> tensors)")
+        raise WeightsError(f"{path.name} has a state_dict holding {_describe(state)}, not names -> tensors")
+    return _strip_prefix(state, "module."), meta
+
+
+def _read_torch_file(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, with every failure said in one line."""
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+        raise WeightsError(f"{what} {path.name} not found: it does not exist in {path.parent}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path.name} is empty (0 bytes): not a {what}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refuses pickled code: say so plainly
-        raise WeightsError(f"{path.name} cannot be loaded safely as weights only (a pickled object, or not a "
-                           f"PyTorch file): {_short(exc)}") from None
-    if not isinstance(payload, dict):
-        raise WeightsError(f"{path.name} holds a {type(payload).__name__}, not a state_dict or cnnviz checkpoint")
-    if payload.get("format") == CHECKPOINT_FORMAT:
-        state = payload.get("state_dict")
-        if not isinstance(state, dict):
-            raise WeightsError(f"{path.name} is a cnnviz checkpoint without a state_dict")
-        return state, {k: v for k, v in payload.items() if k != "state_dict"}
-    if "format" in payload and not isinstance(payload.get("format"), torch.Tensor):
-        raise WeightsError(f"{path.name} has unknown format {payload['format']!r} (expected {CHECKPOINT_FORMAT})")
-    if not all(isinstance(v, torch.Tensor) for v in payload.values()):
-        raise WeightsError(f"{path.name} is neither a state_dict (names -> tensors) nor a cnnviz checkpoint")
-    return payload, {}
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        code = _PICKLED_CODE.search(text)
+        if code:
+            # weights_only refused a class or function reference: running it could run any code.
+            found = code.group("name") or code.group("blocked")
+            raise WeightsError(f"{path.name} contains Python code (pickled objects); refused: only tensors and "
+                               f"plain values load safely{f' (it references {found})' if found else ''}") from None
+        raise WeightsError(f"{path.name} is not a readable {what}: not a PyTorch file") from None
+    except Exception as exc:  # noqa: BLE001 - whatever else torch raises on foreign bytes, in one line
+        if _starts_like_zip(path):  # torch's own format, cut short by a failed copy or download
+            raise WeightsError(f"{path.name} is not a readable {what}: the file is truncated or damaged") from None
+        raise WeightsError(f"{path.name} is not a readable {what}: {_short(exc)}") from None
+
+
+def _starts_like_zip(path: Path) -> bool:
+    """Whether the file begins like the zip archives ``torch.save`` writes."""
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
+# The wording of torch's weights_only unpickler (torch 2.6 to 2.14) when a file names a global or builds an object.
+_PICKLED_CODE = re.compile(r"Unsupported global: GLOBAL (?P<name>\S+)|unsupported GLOBAL (?P<blocked>\S+)"
+                           r"|Can only (?:create new object|build)|Trying to call reduce")
+
+
+def _describe(value: Any) -> str:
+    """What a loaded object is, in a few words: ``a list``, ``a dict with keys epoch, model``."""
+    if isinstance(value, dict):
+        if not value:
+            return "an empty dict"
+        keys = [str(k) for k in value][:6]
+        more = " ..." if len(value) > 6 else ""
+        if all(isinstance(v, torch.Tensor) for v in value.values()):
+            return f"a dict of {len(value)} tensors"
+        return f"a dict with keys {', '.join(keys)}{more}"
+    kind = type(value).__name__
+    return f"an {kind}" if kind[:1].lower() in "aeiou" else f"a {kind}"
+
+
+def _strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str,

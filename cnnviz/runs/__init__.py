@@ -1,23 +1,14 @@
-"""Runs: the SQLite run store and the checkpoint files beside it.
+"""Runs: the SQLite run store and each run's checkpoint file.
 
-Importing this package does not import torch; checkpoint functions import it
-when they are called.
+Importing this package does not import torch (listing runs must stay cheap); it registers the
+``run`` prefix, so ``init="run:<id>"`` names run ``<id>``'s best checkpoint everywhere. The
+checkpoint format itself is ``cnnviz.checkpoint``'s.
 """
 
-from cnnviz.runs.checkpoints import (
-    FORMAT as CHECKPOINT_FORMAT,
-    CheckpointError,
-    build_model,
-    checkpoint_path,
-    is_checkpoint,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-    validate_checkpoint,
-)
+from cnnviz.paths import register_init_resolver
+from cnnviz.runs.checkpoints import checkpoint_path, load_model
 from cnnviz.runs.store import ACTIVE, STATUSES, Run, RunNotFound, RunStore
 
-__all__ = [
-    "ACTIVE", "CHECKPOINT_FORMAT", "CheckpointError", "Run", "RunNotFound", "RunStore", "STATUSES", "build_model",
-    "checkpoint_path", "is_checkpoint", "load_checkpoint", "load_model", "save_checkpoint", "validate_checkpoint",
-]
+register_init_resolver("run", checkpoint_path)
+
+__all__ = ["ACTIVE", "Run", "RunNotFound", "RunStore", "STATUSES", "checkpoint_path", "load_model"]

@@ -355,10 +355,11 @@ class RunStore:
         checkpoint = None
         payload = getattr(result, "checkpoint", None)
         if payload:
-            from cnnviz.runs.checkpoints import save_checkpoint  # torch only when there is something to save
-
             path = self.checkpoint_path(run_id)
-            save_checkpoint({**payload, "run_id": int(run_id)}, path)
+            if not path.is_file():  # a BestCheckpoint callback wrote it already, with the optimiser state
+                from cnnviz.checkpoint import save_checkpoint  # torch only when there is something to save
+
+                save_checkpoint({**payload, "run_id": int(run_id)}, path)
             checkpoint = str(path)
         for row in getattr(result, "epochs", None) or []:
             self.record_epoch(run_id, row)
@@ -380,6 +381,14 @@ class RunStore:
                  _json_or_none(getattr(result, "val_predictions", None)), checkpoint,
                  _int_or_none(getattr(result, "trainable_params", None) or None),
                  _int_or_none(getattr(result, "image_size", None) or None), run_id))
+
+    def record_checkpoint(self, run_id: int, path: Path | str, *, best_epoch: int | None = None,
+                          best_val_acc: float | None = None) -> None:
+        """A best checkpoint was written to ``path`` (during training: a killed run still points to it)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET checkpoint=?, best_epoch=COALESCE(?, best_epoch), "
+                         "best_val_acc=COALESCE(?, best_val_acc) WHERE id=?",
+                         (str(path), _int_or_none(best_epoch), _float_or_none(best_val_acc), run_id))
 
     def checkpoint_path(self, run_id: int) -> Path:
         """Where run ``run_id``'s best checkpoint lives (``<home>/checkpoints/run-<id>.pt``)."""

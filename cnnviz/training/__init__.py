@@ -1,4 +1,4 @@
-"""Training: ``TrainConfig`` -> ``train`` -> ``RunResult``, with events for listeners.
+"""Training: ``TrainConfig`` -> ``train`` -> ``RunResult``, with events for listeners (``callbacks.py``).
 
     from cnnviz.training import TrainConfig, train
     result = train(TrainConfig(arch="resnet18", dataset="hymenoptera", mode="freeze", init="imagenet"))
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .config import AUGMENTS, LOSSES, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
 
-_TRAINER_NAMES = ("train", "Trainer", "RunResult", "TrainState", "Callback", "StopTraining", "CallbackError")
+_TRAINER_NAMES = ("train", "Trainer", "RunResult", "TrainState", "Callback", "StopTraining", "CallbackError",
+                  "Diverged", "BestCheckpoint")
 
 __all__ = ["AUGMENTS", "LOSSES", "MODES", "OPTIMIZERS", "PRECISIONS", "SCHEDULERS", "TrainConfig",
            *_TRAINER_NAMES]

@@ -20,77 +20,25 @@ Mode by mode:
 ``freeze`` and ``probe`` accept any ``init``, ``none`` included: a random
 network's features are the baseline that shows what pretraining bought.
 
-Probe features. A conv feature map at 224 px is far too big for a linear
-probe (ResNet-18 layer1: 64x56x56 = 200,704 numbers), so it is average-pooled
-first: a map of at most ``PROBE_FEATURES`` numbers is flattened as it is;
-a bigger one is adaptively average-pooled to the largest s x s grid with
-channels x s x s <= ``PROBE_FEATURES`` (ResNet-18 layer4 at 224 px: 512x2x2;
-layer1: 64x8x8; raw pixels at 224 px: 3x36x36; raw pixels at 32 px: all 3,072).
-Pooling keeps every channel and some layout, and is itself linear. The probe then
-standardises each feature with a batch norm that has no learnable scale or shift
-(the linear probe of He et al., 2022, "Masked Autoencoders Are Scalable Vision
-Learners"): features of a random or a deep network come on any scale, and SGD on
-unscaled features diverges or crawls. At prediction time that standardisation is a
-fixed affine map, so the probe is still softmax regression on the features.
+Probe features are pooled and standardised as ``cnnviz.models.probe`` explains.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-PROBE_FEATURES = 4096  # most numbers a linear probe reads per image (see the module docstring)
-INPUT = "input"  # the probe point that means "the raw (normalised) pixels"
+from cnnviz.checkpoint import build_model
+from cnnviz.data import get_dataset_spec
+from cnnviz.inspect import min_input_size
+from cnnviz.models import (INPUT, PROBE_FEATURES, ProbeModel, freeze_backbone, get_model, get_spec, head_module,
+                           pool_features, probe_grid, probe_module, replace_head, resolve_options, run_until)
 
-
-class _Captured(Exception):
-    """Carries a tensor out of a forward pass, which stops the rest of the network from running."""
-
-    def __init__(self, value: torch.Tensor):
-        super().__init__()
-        self.value = value
-
-
-def run_until(model: nn.Module, module: nn.Module, x: torch.Tensor, *, take: str = "output") -> torch.Tensor:
-    """Run ``model`` on ``x`` only as far as ``module`` and return its ``take`` ("input" or "output").
-
-    The layers after ``module`` never run: a hook raises once it has the tensor.
-    """
-    if take == "input":
-        def pre_hook(_module, args):
-            raise _Captured(args[0])
-        handle = module.register_forward_pre_hook(pre_hook)
-    else:
-        def hook(_module, _args, output):
-            raise _Captured(output)
-        handle = module.register_forward_hook(hook)
-    try:
-        model(x)
-    except _Captured as captured:
-        return captured.value
-    finally:
-        handle.remove()
-    raise RuntimeError(f"{type(module).__name__} never ran in the forward pass of {type(model).__name__}")
-
-
-def probe_grid(shape: tuple[int, ...]) -> int | None:
-    """The pooled grid side for a (C, H, W) feature map, or None to flatten it as it is."""
-    if len(shape) != 3 or math.prod(shape) <= PROBE_FEATURES:
-        return None
-    channels, height, width = shape
-    return max(1, min(height, width, math.isqrt(PROBE_FEATURES // channels)))
-
-
-def pool_features(x: torch.Tensor, grid: int | None) -> torch.Tensor:
-    """Flatten a batch of feature maps, average-pooled to ``grid`` x ``grid`` first when ``grid`` is set."""
-    if grid is not None and x.dim() == 4:
-        x = nn.functional.adaptive_avg_pool2d(x, grid)
-    return x.flatten(1)
-
+__all__ = ["INPUT", "PROBE_FEATURES", "HeadInput", "Learner", "ProbeModel", "build_learner", "pool_features",
+           "probe_grid", "probe_model_from_payload", "resolve_image_size", "run_until"]
 
 class HeadInput(nn.Module):
     """The frozen body of a network: what its head receives (the head and anything after it are skipped)."""
@@ -102,34 +50,6 @@ class HeadInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_until(self.model, self._head[0], x, take="input")
-
-
-class ProbeModel(nn.Module):
-    """A linear probe: ``probe(pool(features at point))``; ``backbone`` is None for a probe on the raw pixels.
-
-    ``probe`` is a BatchNorm1d without affine parameters (standardises the features) and a Linear.
-    Its ``state_dict`` holds ``backbone.*`` (the frozen network, when there is one) and
-    ``probe.0.*`` (feature statistics), ``probe.1.weight`` / ``probe.1.bias``;
-    ``probe_model_from_payload`` rebuilds it.
-    """
-
-    def __init__(self, backbone: nn.Module | None, point: str, grid: int | None, in_features: int, num_classes: int):
-        super().__init__()
-        self.backbone = backbone
-        self.point = point
-        self.grid = grid
-        self.probe = nn.Sequential(nn.BatchNorm1d(in_features, affine=False), nn.Linear(in_features, num_classes))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled, flattened features the probe reads."""
-        if self.backbone is not None:
-            from cnnviz.models import probe_module
-
-            x = run_until(self.backbone, probe_module(self.backbone, self.point), x)
-        return pool_features(x, self.grid)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probe(self.features(x))
 
 
 class _ProbeFeatures(nn.Module):
@@ -199,8 +119,6 @@ def _prefix_of(root: nn.Module, child: nn.Module) -> str:
 
 def build_learner(config, *, num_outputs: int, image_size: int, device: torch.device) -> Learner:
     """The model of ``config`` for its mode, on ``device``, with the head replaced after the weights are loaded."""
-    from cnnviz.models import freeze_backbone, get_model, head_module, replace_head
-
     init = "none" if config.mode == "scratch" else config.init  # scratch means random, whatever init says
     if config.mode == "probe" and config.probe_layer == INPUT:
         model = None
@@ -236,26 +154,14 @@ def _probe_learner(model: nn.Module | None, point: str, *, num_outputs: int, ima
 
 def _raw_shape(model: nn.Module, point: str, image_size: int, device: torch.device) -> tuple[int, ...]:
     """The (C, H, W) shape of the features at ``point``, from one tiny forward pass."""
-    from cnnviz.models import probe_module
-
     with torch.no_grad():
         out = run_until(model, probe_module(model, point), torch.zeros(1, 3, image_size, image_size, device=device))
     return tuple(out.shape[1:])
 
 
 def probe_model_from_payload(payload: dict[str, Any]) -> ProbeModel:
-    """Rebuild the eval-mode ProbeModel a probe-mode checkpoint describes, weights loaded."""
-    from cnnviz.models import get_model
-
-    point = payload["probe_layer"]
-    backbone = None
-    if point != INPUT:
-        backbone = get_model(payload["arch"], num_classes=int(payload["num_classes"]),
-                             options=payload.get("options") or {})
-    probe = ProbeModel(backbone, point, payload.get("probe_grid"), int(payload["probe_features"]),
-                       int(payload["num_classes"]))
-    probe.load_state_dict(payload["state_dict"])
-    return probe.eval()
+    """Rebuild the eval-mode ProbeModel a probe-mode checkpoint payload describes, weights loaded."""
+    return build_model(payload)
 
 
 def resolve_image_size(config) -> int:
@@ -266,8 +172,6 @@ def resolve_image_size(config) -> int:
     (ResNet-18 at 32 px) and are upsampled only where the architecture needs it (AlexNet: 63 px minimum).
     ValueError names the minimum when the size is too small.
     """
-    from cnnviz.models import get_spec, resolve_options
-
     spec = get_spec(config.arch)
     size = config.image_size
     if not size:
@@ -280,8 +184,6 @@ def resolve_image_size(config) -> int:
 
 def _native_size(dataset: str) -> int | None:
     try:
-        from cnnviz.data import get_dataset_spec
-
         return get_dataset_spec(dataset).native_size
     except Exception:  # noqa: BLE001 - an unknown dataset is reported when it is loaded
         return None
@@ -289,12 +191,6 @@ def _native_size(dataset: str) -> int | None:
 
 def _min_size(arch: str, options: dict[str, Any]) -> int:
     """The smallest input the architecture takes with these options (AlexNet's stem can raise the floor)."""
-    try:
-        from cnnviz.inspect import min_input_size
-    except ImportError:
-        from cnnviz.models import get_spec
-
-        return get_spec(arch).min_size
     return min_input_size(arch, options)
 
 

@@ -1,14 +1,15 @@
 """The training loop. It knows nothing about the model: a ``Learner`` (``modes.py``) says what
-trains, batch sources (``features.py``) say what goes in, and callbacks listen to four events.
+trains, batch sources (``features.py``) say what goes in, and callbacks (``callbacks.py``) listen.
 
-    result = train(config, callbacks=[MyProgress()], stop=stop_event)
+    result = train(config, callbacks=[BestCheckpoint("best.pt"), MyProgress()], stop=stop_event)
 
-Events, in order (fastai's ``before_fit``/``after_batch``/``after_epoch``/``after_fit``):
-``on_run_start`` (params and FLOPs known) -> ``on_batch_end`` per batch -> ``on_epoch_end``
-per epoch (its row appended to ``state.history``) -> ``on_run_end`` (always, with
-``state.result``). Callbacks read the ``TrainState``; raising ``StopTraining`` from one, or
-setting the ``stop`` event, ends the run within one batch as ``stopped``. Any other error in
-a callback ends the run as ``failed`` naming the callback: nothing is swallowed.
+The loop emits named events (before/after fit, epoch, batch, validate; see ``callbacks.py``) and
+keeps its state on a ``TrainState`` that callbacks read. Keeping the best epoch, divergence,
+gradient norms, throughput and the confusion matrix are callbacks the trainer always adds; the
+run store's recorder, the best-checkpoint writer and progress bars are the caller's. Setting the
+``stop`` event, or raising ``StopTraining`` from a callback, ends the run within one batch as
+``stopped``. Any other error in a callback ends the run as ``failed`` naming the callback.
+An out-of-memory error restarts the loop with half the batch size.
 """
 
 from __future__ import annotations
@@ -26,41 +27,29 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn.functional as F
 
+from cnnviz.checkpoint import Checkpoint, load_state_dict_file, resolve_init
+from cnnviz.data import IMAGENET_MEAN, IMAGENET_STD, dataset_stats, load_splits
+from cnnviz.data.augment import channel_stats
+from cnnviz.device import cpu_bf16_is_fast, pick_device
+from cnnviz.inspect import model_cost
+from cnnviz.models import resolve_options
+
+from .callbacks import (BestCheckpoint, Callback, CallbackError, ConfusionMatrix, Diverged, DivergenceCheck,
+                        GradNorms, KeepBest, StopTraining, Throughput)
 from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
 from .modes import INPUT, Learner, ProbeModel, build_learner, resolve_image_size
 
-CHECKPOINT_FORMAT = "cnnviz-checkpoint/1"
+__all__ = ["BestCheckpoint", "Callback", "CallbackError", "Diverged", "RunResult", "StopTraining", "TrainState",
+           "Trainer", "train"]
+
 PLATEAU_PATIENCE = 2  # epochs without a better validation error before lr /= 10 (AlexNet's "stopped improving")
-
-
-class StopTraining(Exception):
-    """Raise from a callback to end the run cleanly as ``stopped`` (everything so far is kept)."""
-
-
-class Diverged(Exception):
-    """The loss became NaN or infinite."""
-
-
-class CallbackError(RuntimeError):
-    """A callback raised; the message names it and the event."""
-
-
-class Callback:
-    """Base class for listeners: override the events you need (each gets the ``TrainState``)."""
-
-    def on_run_start(self, state: "TrainState") -> None: ...
-
-    def on_batch_end(self, state: "TrainState") -> None: ...
-
-    def on_epoch_end(self, state: "TrainState") -> None: ...
-
-    def on_run_end(self, state: "TrainState") -> None: ...
+_PASS_THROUGH = (StopTraining, Diverged, KeyboardInterrupt, torch.OutOfMemoryError)  # not a callback's bug
 
 
 @dataclass
 class TrainState:
-    """What callbacks read while a run trains. ``epoch`` and ``batch`` are 1-based."""
+    """What callbacks read while a run trains (read it, do not change it). ``epoch`` and ``batch`` are 1-based."""
 
     config: TrainConfig
     device: str = ""
@@ -74,19 +63,58 @@ class TrainState:
     batch: int = 0
     batches: int = 0
     step: int = 0  # batches trained so far in the whole run
+    batch_images: int = 0  # pictures in the last batch
     loss: float | None = None  # the last batch's training loss
     lr: float | None = None
+    train_loss: float | None = None  # the epoch's mean training loss and accuracy (from before_validate on)
+    train_acc: float | None = None
+    row: dict[str, Any] = field(default_factory=dict)  # the epoch's metrics (from after_validate on)
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
     message: str = ""
     phase: str = "setup"  # setup | data (decoding) | features (computing frozen features) | train | val | done
     started_at: float = 0.0
-    best_val_acc: float | None = None
-    best_epoch: int | None = None
     images_per_sec: float | None = None
     grad_norms: dict[str, float] | None = None
-    model: torch.nn.Module | None = None  # the network being trained (read it, do not change it)
-    result: "RunResult | None" = None  # set just before on_run_end
+    val_labels: torch.Tensor | None = None
+    val_predictions: torch.Tensor | None = None  # this epoch's (from after_validate on)
+    best_val_acc: float | None = None  # the best epoch, as KeepBest keeps it
+    best_epoch: int | None = None
+    best_row: dict[str, Any] | None = None
+    best_snapshot: dict[str, torch.Tensor] | None = None
+    best_predictions: torch.Tensor | None = None
+    confusion: list[list[int]] = field(default_factory=list)  # the best epoch's, from ConfusionMatrix
+    per_class_acc: list[float] = field(default_factory=list)
+    checkpoint_file: str | None = None  # where BestCheckpoint last wrote
+    model: torch.nn.Module | None = None  # the network being trained
+    learner: Learner | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: Any = None
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    layout: dict[str, Any] = field(default_factory=dict)  # the checkpoint fields fixed at build time
+    result: "RunResult | None" = None  # set just before after_fit
+
+    def checkpoint(self, *, training_state: bool = True) -> Checkpoint:
+        """A checkpoint of the model as it is now (with the optimiser, scheduler and RNG states unless told not)."""
+        weights = self.learner.full_state(self.learner.snapshot())
+        return self._checkpoint(weights, epoch=self.epoch, metrics=self.row, training_state=training_state)
+
+    def best_checkpoint(self) -> Checkpoint | None:
+        """The best epoch's checkpoint, weights only (None before an epoch finished)."""
+        if self.best_snapshot is None:
+            return None
+        weights = self.learner.full_state(self.best_snapshot)
+        return self._checkpoint(weights, epoch=self.best_epoch, metrics=self.best_row or {}, training_state=False)
+
+    def _checkpoint(self, weights, *, epoch, metrics, training_state: bool) -> Checkpoint:
+        ckpt = Checkpoint(**self.layout, state_dict=weights, epoch=epoch, config=self.config.to_dict(),
+                          metrics={**metrics, "best_val_acc": self.best_val_acc}, extra={"loss": self.config.loss})
+        if training_state:
+            ckpt.optimizer_state = self.optimizer.state_dict()
+            ckpt.scheduler_state = self.scheduler.state_dict() if self.scheduler is not None else None
+            ckpt.rng_state = {"torch": torch.get_rng_state(),
+                              **{name: g.get_state() for name, g in self.generators.items()}}
+        return ckpt
 
 
 @dataclass
@@ -105,7 +133,7 @@ class RunResult:
     confusion: list[list[int]]  # rows: true class, columns: predicted class (validation split, best epoch)
     per_class_acc: list[float]
     best_state_dict: dict[str, torch.Tensor] | None
-    checkpoint: dict[str, Any] | None
+    checkpoint: dict[str, Any] | None  # the best epoch's Checkpoint as a payload dict (weights only)
     val_predictions: list[int]
     trainable_params: int = 0
     image_size: int = 0
@@ -125,7 +153,7 @@ def train(config: TrainConfig, *, callbacks: Iterable[Any] = (), stop: threading
 
 
 class Trainer:
-    """One run: set up data and model, loop over epochs, emit events, keep the best epoch.
+    """One run: set up data and model, loop over epochs, emit events.
 
     ``cache_features=False`` makes freeze/probe runs push every batch through the frozen
     body even without augmentation (the slow path, kept for tests and benchmarks).
@@ -134,13 +162,14 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, callbacks: Iterable[Any] = (), stop: threading.Event | None = None,
                  cache_features: bool = True):
         self.config = config
-        self.callbacks = list(callbacks)
+        builtin = [Throughput(), *([GradNorms()] if config.track_grad_norms else []), DivergenceCheck(), KeepBest(),
+                   ConfusionMatrix()]
+        self.callbacks = [*builtin, *callbacks]
         self.stop = stop
         self.cache_features = cache_features
         self.state = TrainState(config=config, epochs=config.epochs)
         self.notes: list[str] = []
         self.learner: Learner | None = None
-        self.best: dict[str, Any] = {}
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -151,7 +180,6 @@ class Trainer:
         began = time.perf_counter()
         try:
             self._setup()
-            self._emit("on_run_start")
             self._fit_retrying_on_oom()
             state.status, state.message = "finished", self._summary()
         except (StopTraining, KeyboardInterrupt):
@@ -167,7 +195,7 @@ class Trainer:
         result = self._result(time.perf_counter() - began)
         state.result = result
         try:
-            self._emit("on_run_end")
+            self._emit("after_fit")
         except Exception as exc:  # noqa: BLE001 - the run is over; say so loudly but keep its result
             traceback.print_exc(file=sys.stderr)
             result.message += f"; {exc}"
@@ -180,7 +208,7 @@ class Trainer:
                 continue
             try:
                 method(self.state)
-            except (StopTraining, KeyboardInterrupt, torch.OutOfMemoryError):
+            except _PASS_THROUGH:
                 raise
             except Exception as exc:
                 raise CallbackError(f"{type(callback).__name__}.{event} failed: {_error_text(exc)}") from exc
@@ -193,9 +221,6 @@ class Trainer:
 
     def _setup(self) -> None:
         """Device, data, normalisation; then the model (``_build``)."""
-        from cnnviz.data import load_splits
-        from cnnviz.device import pick_device
-
         config, state = self.config, self.state
         self._check_stop()
         self.device = pick_device(config.device)
@@ -205,6 +230,7 @@ class Trainer:
         self.train_data, self.val_data = load_splits(config, image_size=self.image_size,
                                                      progress=lambda done, total: self._check_stop())
         self.classes = state.classes = list(self.train_data.classes)
+        state.val_labels = self.val_data.labels
         if config.loss == "bce" and len(self.classes) != 2:
             raise ValueError(f"loss 'bce' (binary cross-entropy with one output) needs exactly two classes; "
                              f"{config.dataset} has {len(self.classes)}: use loss 'ce'")
@@ -217,22 +243,25 @@ class Trainer:
         """Model, batch sources, optimiser and scheduler (again after an out-of-memory retry)."""
         config, state = self.config, self.state
         torch.manual_seed(config.seed)  # the same seed gives the same initial weights and dropout masks
-        self.learner = learner = build_learner(config, num_outputs=self.num_outputs, image_size=self.image_size,
-                                               device=self.device)
+        self.learner = state.learner = learner = build_learner(config, num_outputs=self.num_outputs,
+                                                               image_size=self.image_size, device=self.device)
         state.model = learner.predictor
         self.channels_last = _wants_channels_last(learner.predictor, self.device)
         if self.channels_last:
             learner.predictor.to(memory_format=torch.channels_last)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
         self.augment_gen = torch.Generator().manual_seed(config.seed + 1)
+        state.generators = {"shuffle": self.shuffle_gen, "augment": self.augment_gen}
         state.params = sum(p.numel() for p in learner.predictor.parameters())
         state.trainable_params = sum(p.numel() for p in learner.parameters())
         state.flops = _flops(config.arch, self._options(), self.image_size, self.num_outputs)
+        state.layout = self._layout()
         self._make_sources()
         self.batch_index = self._batches(torch.arange(len(self.train_source)))  # fixed count per epoch
         state.batches = len(self.batch_index)
-        self.optimizer = _optimizer(config, learner.parameters())
+        self.optimizer = state.optimizer = _optimizer(config, learner.parameters())
         self.scheduler, self.per_batch = _scheduler(config, self.optimizer, steps=config.epochs * state.batches)
+        state.scheduler = self.scheduler
 
     def _make_sources(self) -> None:
         """Image batches, or cached frozen features where the frozen body sees fixed pictures."""
@@ -298,90 +327,75 @@ class Trainer:
                 note = f"out of memory at batch size {size}; retried from the start with batch size {size // 2}"
                 print(f"cnnviz: {note}", file=sys.stderr)
                 self.notes.append(note)
+                state = self.state
                 self.learner = self.optimizer = self.scheduler = self.train_source = self.val_source = None
-                self.state.model = None
+                state.model = state.learner = state.optimizer = state.scheduler = None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                self.config = self.state.config = self.config.replace(batch_size=size // 2)
-                self.state.history.clear()
-                self.best = {}
-                self.state.best_val_acc = self.state.best_epoch = None
+                self.config = state.config = self.config.replace(batch_size=size // 2)
+                state.history.clear()
                 self._build()
 
     def _fit(self) -> None:
+        """The epochs: train, validate, step the scheduler; callbacks hear every step."""
         state = self.state
+        self._emit("before_fit")
         for epoch in range(1, self.config.epochs + 1):
-            state.epoch = epoch
-            lr = self.optimizer.param_groups[0]["lr"]
+            state.epoch, state.row, state.grad_norms = epoch, {}, None
+            state.lr = lr = self.optimizer.param_groups[0]["lr"]
             began = time.perf_counter()
-            train_loss, train_acc, grad_norms = self._train_epoch(epoch)
+            self._emit("before_epoch")
+            state.train_loss, state.train_acc = self._train_epoch()
             state.phase = "val"
-            val_loss, val_acc, val_top5, predictions = self._evaluate(self.val_source)
-            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss,
-                   "val_acc": val_acc, "val_top5": val_top5, "lr": lr, "seconds": time.perf_counter() - began,
-                   "images_per_sec": state.images_per_sec}
-            if grad_norms is not None:
-                row["grad_norms"] = state.grad_norms = grad_norms
-            state.history.append(row)
-            if state.best_val_acc is None or val_acc > state.best_val_acc:
-                state.best_val_acc, state.best_epoch = val_acc, epoch
-                self.best = {"snapshot": self.learner.snapshot(), "predictions": predictions}
+            self._emit("before_validate")
+            val_loss, val_acc, val_top5, state.val_predictions = self._evaluate(self.val_source)
+            state.row = {"epoch": epoch, "train_loss": state.train_loss, "train_acc": state.train_acc,
+                         "val_loss": val_loss, "val_acc": val_acc, "val_top5": val_top5, "lr": lr,
+                         "seconds": time.perf_counter() - began}
+            self._emit("after_validate")
+            state.history.append(state.row)
             if self.config.scheduler == "plateau":
                 self.scheduler.step(1.0 - val_acc)  # the validation error, as in the AlexNet paper
             elif self.scheduler is not None and not self.per_batch:
                 self.scheduler.step()
-            self._emit("on_epoch_end")
+            self._emit("after_epoch")
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float, dict[str, float] | None]:
-        """One pass over the training split; returns (mean loss, accuracy, mean grad norm per layer or None)."""
+    def _train_epoch(self) -> tuple[float, float]:
+        """One pass over the training split; returns (mean loss, accuracy)."""
         config, state, learner = self.config, self.state, self.learner
         state.phase, state.batch = "train", 0
         learner.train_mode()
         order = torch.randperm(len(self.train_source), generator=self.shuffle_gen)
-        tracked = learner.conv_and_linear() if config.track_grad_norms else []
-        norm_sum = torch.zeros(len(tracked), device=self.device) if tracked else None
         loss_sum, correct, seen = 0.0, torch.zeros((), dtype=torch.long, device=self.device), 0
-        began = time.perf_counter()
         for batch, index in enumerate(self._batches(order), start=1):
             self._check_stop()
+            state.batch = batch
+            self._emit("before_batch")
             x, y = self.train_source.get(index, train=True)
             with self.autocast():
                 logits = learner.trainable(x)
             loss = _loss(logits, y, kind=config.loss, smoothing=config.label_smoothing)
             value = loss.item()
-            if not math.isfinite(value):
-                raise Diverged(f"loss became {value} at epoch {epoch}, batch {batch} — lower the learning rate "
-                               f"(now {self.optimizer.param_groups[0]['lr']:g}) and try again")
-            self._step(loss, tracked, norm_sum)
+            if math.isfinite(value):  # a NaN step would poison the weights; DivergenceCheck ends the run
+                self._step(loss)
             loss_sum += value * len(y)
             correct += (_predict(logits, config.loss) == y).sum()
             seen += len(y)
-            state.batch, state.loss, state.step = batch, value, state.step + 1
+            state.loss, state.batch_images, state.step = value, len(y), state.step + 1
             state.lr = self.optimizer.param_groups[0]["lr"]
-            state.images_per_sec = seen / max(time.perf_counter() - began, 1e-9)
-            self._emit("on_batch_end")
-        norms = None
-        if norm_sum is not None:
-            norms = dict(zip([name for name, _ in tracked], (norm_sum / max(state.batch, 1)).tolist()))
-        return loss_sum / max(seen, 1), correct.item() / max(seen, 1), norms
+            self._emit("after_batch")
+        return loss_sum / max(seen, 1), correct.item() / max(seen, 1)
 
-    def _step(self, loss: torch.Tensor, tracked: list, norm_sum: torch.Tensor | None) -> None:
-        """Backward, (gradient norms), optimiser and per-batch scheduler step."""
+    def _step(self, loss: torch.Tensor) -> None:
+        """Backward, optimiser and per-batch scheduler step."""
         optimizer, scaler = self.optimizer, self.scaler
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
-            if tracked:
-                scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if tracked:
-            grads = [w.grad if w.grad is not None else torch.zeros((), device=w.device) for _, w in tracked]
-            norm_sum += torch.stack(torch._foreach_norm(grads)).to(norm_sum.dtype)
-        if scaler is not None:
-            scaler.step(optimizer)
+            scaler.step(optimizer)  # unscales the gradients in place first (GradNorms reads them unscaled)
             scaler.update()
         else:
+            loss.backward()
             optimizer.step()
         if self.per_batch:
             self.scheduler.step()
@@ -416,47 +430,35 @@ class Trainer:
                 if state.best_epoch else "no epoch finished")
 
     def _result(self, seconds: float) -> RunResult:
-        state, best = self.state, self.best
-        confusion, per_class, predictions, weights, payload = [], [], [], None, None
-        if best and self.learner is not None:
-            labels = self.val_data.labels.cpu()
-            predictions = best["predictions"]
-            k = len(self.classes)
-            matrix = torch.bincount(labels * k + predictions, minlength=k * k).view(k, k)
-            confusion = matrix.tolist()
-            per_class = (matrix.diag().double() / matrix.sum(1).clamp(min=1)).tolist()
-            predictions = predictions.tolist()
-            weights = self.learner.full_state(best["snapshot"])
-            payload = self._checkpoint(weights)
+        state = self.state
+        weights, payload, predictions = None, None, []
+        best = state.best_checkpoint() if self.learner is not None else None
+        if best is not None:
+            weights, payload = best.state_dict, best.to_payload()
+            predictions = state.best_predictions.tolist()
         return RunResult(
             status=state.status, message=state.message, epochs=list(state.history), best_val_acc=state.best_val_acc,
             best_epoch=state.best_epoch, train_seconds=seconds, params=state.params, flops=state.flops,
-            classes=list(state.classes), confusion=confusion, per_class_acc=per_class, best_state_dict=weights,
-            checkpoint=payload, val_predictions=predictions, trainable_params=state.trainable_params,
-            image_size=state.image_size, config=self.config)
+            classes=list(state.classes), confusion=list(state.confusion), per_class_acc=list(state.per_class_acc),
+            best_state_dict=weights, checkpoint=payload, val_predictions=predictions,
+            trainable_params=state.trainable_params, image_size=state.image_size, config=self.config)
 
     def _options(self) -> dict[str, Any]:
         """The architecture options as built (a checkpoint init may have supplied them)."""
-        from cnnviz.models import resolve_options
-
         predictor = self.learner.predictor
         model = predictor.backbone if isinstance(predictor, ProbeModel) else predictor
         options = getattr(model, "cnnviz_options", None)
         return dict(options) if options is not None else resolve_options(self.config.arch, self.config.options)
 
-    def _checkpoint(self, state_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """The cnnviz checkpoint payload of the best epoch (see ``cnnviz.runs``); probes add their layout."""
+    def _layout(self) -> dict[str, Any]:
+        """The checkpoint fields fixed once the model is built; probes add their layout."""
         config, learner = self.config, self.learner
-        payload = {
-            "format": CHECKPOINT_FORMAT, "arch": config.arch, "options": self._options(),
-            "num_classes": self.num_outputs, "classes": list(self.classes), "mean": list(self.mean),
-            "std": list(self.std), "image_size": self.image_size, "state_dict": state_dict,
-            "config": config.to_json(), "epoch": self.state.best_epoch, "best_val_acc": self.state.best_val_acc,
-            "mode": config.mode, "probe_layer": learner.probe_layer, "loss": config.loss,
-        }
+        layout = {"arch": config.arch, "options": self._options(), "num_classes": self.num_outputs,
+                  "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std),
+                  "image_size": self.image_size, "mode": config.mode, "probe_layer": learner.probe_layer}
         if learner.mode == "probe":
-            payload.update(probe_grid=learner.probe_grid, probe_features=learner.probe_features)
-        return payload
+            layout.update(probe_grid=learner.probe_grid, probe_features=learner.probe_features)
+        return layout
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -522,8 +524,6 @@ def _precision(precision: str, device: torch.device) -> tuple[Callable[[], Any],
 @functools.lru_cache(maxsize=1)
 def _cpu_has_amx() -> bool:
     """AMX tiles make bf16 convolutions fast; AVX512-BF16 alone measured slower than fp32 (benchmarks/README.md)."""
-    from cnnviz.device import cpu_bf16_is_fast
-
     try:
         with open("/proc/cpuinfo") as fh:
             return cpu_bf16_is_fast() and "amx_bf16" in fh.read()
@@ -539,8 +539,6 @@ def _wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
 def _normalization(config: TrainConfig, train_data) -> tuple[list[float], list[float]]:
     """Mean and std the weights expect: ImageNet's for pretrained weights, the checkpoint's own for an
     earlier run or cnnviz file, the dataset's for random initialisation."""
-    from cnnviz.data import IMAGENET_MEAN, IMAGENET_STD
-
     init = "none" if config.mode == "scratch" else config.init
     if config.mode == "probe" and config.probe_layer == INPUT:
         init = "none"  # raw pixels: no weights expect anything
@@ -550,12 +548,8 @@ def _normalization(config: TrainConfig, train_data) -> tuple[list[float], list[f
         found = _checkpoint_normalization(init)
         return found if found else (list(IMAGENET_MEAN), list(IMAGENET_STD))
     try:
-        from cnnviz.data import dataset_stats
-
         mean, std = dataset_stats(config.dataset)
     except Exception:  # noqa: BLE001 - a user's folder has no stored statistics: measure them
-        from cnnviz.data.augment import channel_stats
-
         mean, std = channel_stats(train_data.images)
     return [float(v) for v in mean], [float(v) for v in std]
 
@@ -563,24 +557,16 @@ def _normalization(config: TrainConfig, train_data) -> tuple[list[float], list[f
 def _checkpoint_normalization(init: str) -> tuple[list[float], list[float]] | None:
     """The mean/std stored in a cnnviz checkpoint named by ``init`` (None for a plain state_dict)."""
     try:
-        if init.startswith("run:"):
-            from cnnviz.runs import checkpoint_path
-
-            path = checkpoint_path(int(init[4:]))
-        else:
-            path = init
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        _, meta = load_state_dict_file(resolve_init(init))
     except Exception:  # noqa: BLE001 - get_model reports unreadable weights with a proper message
         return None
-    if isinstance(payload, dict) and "mean" in payload and "std" in payload:
-        return [float(v) for v in payload["mean"]], [float(v) for v in payload["std"]]
+    if "mean" in meta and "std" in meta:
+        return [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]]
     return None
 
 
 def _flops(arch: str, options: dict[str, Any], image_size: int, num_outputs: int) -> int:
     try:
-        from cnnviz.inspect import model_cost
-
         return int(model_cost(arch, options=options, num_classes=num_outputs, image_size=image_size)[1])
     except Exception as exc:  # noqa: BLE001 - FLOPs are informative; a failure must not stop training
         print(f"cnnviz: could not count FLOPs ({exc})", file=sys.stderr)

@@ -177,7 +177,7 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Seq
         if time.time() - st.session_state.get(guard, 0.0) < LAUNCH_GUARD_SECONDS:
             st.toast("Already launched: the runs are queued below.")  # a double click must not queue twice
             return
-        from cnnviz.training.jobs import get_manager
+        from cnnviz.jobs import get_manager
 
         ids = ex.launch(exp, plans, manager=get_manager(store), runs=store.list())
         st.session_state[guard] = time.time()
@@ -219,7 +219,7 @@ def _results_body(exp: ex.Experiment, *, was_active: bool) -> None:
 
 
 def _progress(outcomes: Sequence[ex.Outcome], exp: ex.Experiment) -> None:
-    from cnnviz.training.jobs import get_manager
+    from cnnviz.jobs import get_manager
 
     manager = get_manager(open_store())
     done = sum(1 for o in outcomes if o.status not in ACTIVE)

@@ -7,9 +7,9 @@ import math
 import streamlit as st
 
 from cnnviz.runs import RunNotFound, RunStore
+from cnnviz.jobs import get_manager
 from cnnviz.training.checks import validate_config
 from cnnviz.training.config import ConfigError
-from cnnviz.training.jobs import get_manager
 from cnnviz.ui import state
 from cnnviz.ui.logic import build_train_config, images_for_estimate
 

@@ -16,7 +16,7 @@ import streamlit as st
 
 from cnnviz import charts
 from cnnviz.runs import RunNotFound, RunStore
-from cnnviz.training.jobs import get_manager
+from cnnviz.jobs import get_manager
 from cnnviz.ui import state
 from cnnviz.ui.logic import (TERMINAL, cell_indices, confusion_cells, misclassified, run_progress,
                              status_message)

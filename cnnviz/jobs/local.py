@@ -57,18 +57,21 @@ def _error_message(exc: BaseException) -> str:
 
 def run_training(config, *, store: RunStore, run_id: int, stop: threading.Event | None = None,
                  callbacks: tuple = (), train_fn: Callable | None = None):
-    """Train run ``run_id`` with its recorder attached and store the result; returns the RunResult.
+    """Train run ``run_id`` with its recorder and best-checkpoint writer attached, store the result; returns it.
 
     Used by the job worker and the command line alike. If training raises, the run is
     marked ``failed`` with the error's message and the exception propagates.
     """
     if train_fn is None:
-        from cnnviz.training import train as train_fn
+        from cnnviz.training import train as train_fn  # torch: only when a run trains
+    from cnnviz.training.callbacks import BestCheckpoint
+
     store.set_status(run_id, "running", "preparing data and model")
-    recorder = store.recorder(run_id)
+    best = BestCheckpoint(store.checkpoint_path(run_id), extra={"run_id": int(run_id)})
+    recorder = store.recorder(run_id)  # after ``best``: it records the path ``best`` has just written
     try:
         try:
-            result = train_fn(config, callbacks=(recorder, *callbacks), stop=stop)
+            result = train_fn(config, callbacks=(best, recorder, *callbacks), stop=stop)
         finally:
             recorder.flush()  # batch losses still buffered when training ended early
         store.record_end(run_id, result)

@@ -1,0 +1,195 @@
+"""Listeners of the training loop: the events, the exceptions that end a run, and the built-in callbacks.
+
+Events, in order (fastai's names)::
+
+    before_fit                      model built, params and FLOPs known (again after an out-of-memory retry)
+      before_epoch
+        before_batch / after_batch  per training batch (state.loss, state.batch_images)
+      before_validate               the training pass is over (state.train_loss, state.train_acc)
+      after_validate                state.row holds the epoch's metrics; callbacks may add columns to it
+      after_epoch                   the row is in state.history, the scheduler has stepped
+    after_fit                       always, however the run ended, with state.result
+
+Each event method gets the ``TrainState``. Raising ``StopTraining`` ends the run as ``stopped``,
+``Diverged`` as ``diverged``; any other exception fails the run, naming the callback.
+
+The trainer always runs ``Throughput``, ``GradNorms`` (when ``config.track_grad_norms``),
+``DivergenceCheck``, ``KeepBest`` and ``ConfusionMatrix``, in that order, before the caller's
+callbacks; ``BestCheckpoint(path)`` is the caller's to add.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cnnviz.checkpoint import save_checkpoint
+
+EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "before_validate", "after_validate",
+          "after_epoch", "after_fit")
+EXPLOSION_FACTOR = 1e3  # a training loss this many times the first epoch's (and above chance level) has exploded
+EXPLOSION_BOUND = 1e4  # times log(classes): a batch loss above it has exploded whatever the first epoch did
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end the run cleanly as ``stopped`` (everything so far is kept)."""
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite, or exploded."""
+
+
+class CallbackError(RuntimeError):
+    """A callback raised; the message names it and the event."""
+
+
+class Callback:
+    """Base class for listeners: override the events you need (each gets the ``TrainState``)."""
+
+    def before_fit(self, state) -> None: ...
+
+    def before_epoch(self, state) -> None: ...
+
+    def before_batch(self, state) -> None: ...
+
+    def after_batch(self, state) -> None: ...
+
+    def before_validate(self, state) -> None: ...
+
+    def after_validate(self, state) -> None: ...
+
+    def after_epoch(self, state) -> None: ...
+
+    def after_fit(self, state) -> None: ...
+
+
+class Throughput(Callback):
+    """Training images per second in the current epoch: ``state.images_per_sec`` and the row's column."""
+
+    def before_epoch(self, state) -> None:
+        self.began, self.seen = time.perf_counter(), 0
+
+    def after_batch(self, state) -> None:
+        self.seen += state.batch_images
+        state.images_per_sec = self.seen / max(time.perf_counter() - self.began, 1e-9)
+
+    def after_validate(self, state) -> None:
+        state.row["images_per_sec"] = state.images_per_sec
+
+
+class GradNorms(Callback):
+    """The mean gradient norm per conv/linear layer over each epoch: ``state.grad_norms`` and the row's column.
+
+    Read after the optimiser step: the gradients are still there (cleared only before the next
+    backward) and a GradScaler has already unscaled them in place.
+    """
+
+    def before_fit(self, state) -> None:
+        self.tracked = state.learner.conv_and_linear()
+
+    def before_epoch(self, state) -> None:
+        self.total = None
+        self.batches = 0
+
+    def after_batch(self, state) -> None:
+        if not self.tracked:
+            return
+        grads = [w.grad if w.grad is not None else torch.zeros((), device=w.device) for _, w in self.tracked]
+        norms = torch.stack(torch._foreach_norm(grads)).float()  # one kernel for all layers, no sync per layer
+        self.total = norms if self.total is None else self.total + norms
+        self.batches += 1
+
+    def after_validate(self, state) -> None:
+        if self.total is None:
+            return
+        means = (self.total / max(self.batches, 1)).tolist()
+        state.row["grad_norms"] = state.grad_norms = dict(zip([name for name, _ in self.tracked], means))
+
+
+class DivergenceCheck(Callback):
+    """Ends the run as ``diverged`` when the loss is NaN/inf or has exploded, with advice on the learning rate.
+
+    Exploded: a batch above ``EXPLOSION_BOUND`` x log(classes) (chance level is log(classes)), or an
+    epoch's mean training loss above ``EXPLOSION_FACTOR`` x the first epoch's and above chance level.
+    """
+
+    def before_fit(self, state) -> None:
+        self.first: float | None = None
+        self.chance = math.log(max(len(state.classes), 2))
+
+    def after_batch(self, state) -> None:
+        loss = state.loss
+        if not math.isfinite(loss):
+            raise Diverged(f"loss became {loss} at epoch {state.epoch}, batch {state.batch} — "
+                           f"{self._advice(state)}")
+        if loss > EXPLOSION_BOUND * self.chance:
+            raise Diverged(f"the loss exploded to {loss:.3g} at epoch {state.epoch}, batch {state.batch} "
+                           f"(chance level is {self.chance:.2f}) — {self._advice(state)}")
+
+    def before_validate(self, state) -> None:
+        loss = state.train_loss
+        if self.first is None:
+            self.first = loss
+        elif loss > EXPLOSION_FACTOR * self.first and loss > self.chance:
+            raise Diverged(f"the loss exploded from {self.first:.3g} (epoch 1) to {loss:.3g} (epoch {state.epoch}) "
+                           f"— {self._advice(state)}")
+
+    @staticmethod
+    def _advice(state) -> str:
+        return f"lower the learning rate (now {state.lr:g}) and try again"
+
+
+class KeepBest(Callback):
+    """Remembers the epoch with the best validation accuracy: its weights (CPU copy) and predictions."""
+
+    def before_fit(self, state) -> None:
+        state.best_val_acc = state.best_epoch = None
+        state.best_snapshot = state.best_predictions = state.best_row = None
+
+    def after_epoch(self, state) -> None:
+        acc = state.row["val_acc"]
+        if state.best_val_acc is None or acc > state.best_val_acc:
+            state.best_val_acc, state.best_epoch, state.best_row = acc, state.epoch, dict(state.row)
+            state.best_snapshot = state.learner.snapshot()
+            state.best_predictions = state.val_predictions
+
+
+class ConfusionMatrix(Callback):
+    """The best epoch's validation confusion matrix (rows: true class) and per-class accuracy."""
+
+    def before_fit(self, state) -> None:
+        state.confusion, state.per_class_acc = [], []
+
+    def after_epoch(self, state) -> None:
+        if state.best_epoch != state.epoch:
+            return
+        k = len(state.classes)
+        labels, predictions = state.val_labels.cpu(), state.val_predictions.cpu()
+        matrix = torch.bincount(labels * k + predictions, minlength=k * k).view(k, k)
+        state.confusion = matrix.tolist()
+        state.per_class_acc = (matrix.diag().double() / matrix.sum(1).clamp(min=1)).tolist()
+
+
+class BestCheckpoint(Callback):
+    """Writes the best epoch's checkpoint to ``path`` at every improvement, atomically (``save_checkpoint``).
+
+    The file holds the optimiser, scheduler and random-number states too (to resume later), and
+    ``extra`` entries (e.g. ``run_id``). A run killed later still leaves its best epoch on disk.
+    Sets ``state.checkpoint_file`` once written.
+    """
+
+    def __init__(self, path: Path | str, *, extra: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.extra = dict(extra or {})
+
+    def after_epoch(self, state) -> None:
+        if getattr(state, "best_epoch", None) != state.epoch:  # a stand-in trainer may keep no best epoch
+            return
+        ckpt = state.checkpoint(training_state=True)
+        ckpt.extra.update(self.extra)
+        save_checkpoint(ckpt, self.path)
+        state.checkpoint_file = str(self.path)
