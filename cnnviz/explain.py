@@ -294,9 +294,34 @@ def error_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def draw_crop_box(image: Image.Image, box: tuple[int, int, int, int], *, dash: int = 10) -> Image.Image:
+    """``image`` with a dashed white-and-black rectangle around ``box`` (what the model saw)."""
+    from PIL import ImageDraw
+
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = box[0], box[1], box[2] - 1, box[3] - 1
+    width = max(1, round(min(image.size) / 200))
+    edges = [((left, top), (right, top)), ((right, top), (right, bottom)), ((right, bottom), (left, bottom)),
+             ((left, bottom), (left, top))]
+    for (x0, y0), (x1, y1) in edges:
+        length = max(abs(x1 - x0), abs(y1 - y0))
+        for start in range(0, max(1, length), 2 * dash):
+            end = min(length, start + dash)
+            a = (x0 + (x1 - x0) * start / max(length, 1), y0 + (y1 - y0) * start / max(length, 1))
+            b = (x0 + (x1 - x0) * end / max(length, 1), y0 + (y1 - y0) * end / max(length, 1))
+            draw.line([a, b], fill=(255, 255, 255), width=width + 2)
+            draw.line([a, b], fill=(0, 0, 0), width=width)
+    return image
+
+
 def _explained(model, payload: dict, image: Image.Image, target: int | None) -> _Explained:
     found = explain_image(model, payload, image, target=target)
-    return _Explained(found.ranking, overlay(image, found.heat), found.empty)
+    shown = overlay(image, found.heat)
+    box = crop_box(image.size, payload)
+    if box != (0, 0, image.width, image.height):  # only where the crop cut something
+        shown = draw_crop_box(shown, box)
+    return _Explained(found.ranking, shown, found.empty)
 
 
 def answer(*, label: str, model, payload: dict, image: Image.Image, topk: int, target: int | None = None,
