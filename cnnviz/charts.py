@@ -15,6 +15,37 @@ SPLIT_COLORS = alt.Scale(domain=["train", "val"], range=["#4c78a8", "#f58518"])
 METRIC_TITLES = {"loss": "loss", "acc": "accuracy", "top5": "top-5 accuracy"}
 BAR_STEP = 22  # px per bar of a horizontal bar chart: every class label stays readable
 CONFUSION_SELECTION = "cell"  # name of the confusion-matrix point selection (st.altair_chart on_select)
+# Ten clearly different hues (Tableau 10): a run keeps its colour on every chart, chosen by its id.
+RUN_PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d",
+               "#ff9da6", "#79706e")
+PERCENT = ".1%"  # one format for every accuracy the app shows: 51.6%
+LEGEND = alt.Legend(orient="bottom", direction="vertical", labelLimit=0, titleLimit=0)  # full run names
+CHANCE_COLOR = "#888888"
+
+
+def run_colors(labels: Sequence[str]) -> alt.Scale:
+    """A colour scale over run labels: ``#<id> ...`` takes the palette entry of its id, the next free one on a clash."""
+    taken, colors = set(), []
+    for position, label in enumerate(labels):
+        text = str(label)
+        digits = text[1:].split(" ", 1)[0] if text.startswith("#") else ""
+        slot = int(digits) % len(RUN_PALETTE) if digits.isdigit() else position % len(RUN_PALETTE)
+        for step in range(len(RUN_PALETTE)):
+            if (slot + step) % len(RUN_PALETTE) not in taken or len(taken) >= len(RUN_PALETTE):
+                slot = (slot + step) % len(RUN_PALETTE)
+                break
+        taken.add(slot)
+        colors.append(RUN_PALETTE[slot])
+    return alt.Scale(domain=list(labels), range=colors)
+
+
+def chance_rule(chance: float) -> alt.Chart:
+    """A dotted horizontal line at chance level (1 / number of classes), labelled "chance"."""
+    frame = pd.DataFrame({"chance": [float(chance)], "label": [f"chance {chance:{PERCENT}}"]})
+    rule = alt.Chart(frame).mark_rule(strokeDash=[2, 3], color=CHANCE_COLOR).encode(y="chance:Q")
+    text = alt.Chart(frame).mark_text(align="left", baseline="bottom", dx=3, dy=-2, fontSize=10,
+                                      color=CHANCE_COLOR).encode(y="chance:Q", x=alt.value(0), text="label:N")
+    return rule + text
 
 
 def curves_frame(epochs: pd.DataFrame, *, metric: str) -> pd.DataFrame:
@@ -33,44 +64,62 @@ def curves_frame(epochs: pd.DataFrame, *, metric: str) -> pd.DataFrame:
 
 
 def curves(epochs: pd.DataFrame, *, metric: str = "loss", x: str = "epoch", height: int = 260,
-           epochs_total: int | None = None) -> alt.Chart:
+           epochs_total: int | None = None, chance: float | None = None) -> alt.Chart:
     """Train and validation ``metric`` (loss/acc) against ``x`` (``epoch`` or ``wall`` seconds).
 
     ``epochs`` holds the stored epoch rows (``epoch``, ``train_loss``,
     ``val_acc``, ``seconds``...). With a ``run`` column several runs overlay:
-    colour tells runs apart and the dash tells train from validation.
-    ``epochs_total`` fixes the epoch axis, so a live chart grows towards its end.
+    colour tells runs apart (stable per run id) and the dash tells train from validation.
+    ``epochs_total`` fixes the epoch axis, so a live chart grows towards its end; ``chance``
+    (1 / classes) draws the chance level on an accuracy chart. Every epoch is a point, so a
+    one-epoch run shows.
     """
     long = curves_frame(epochs, metric=metric)
     x_title = "epoch" if x == "epoch" else "wall time (s)"
     if x == "epoch":
         last = max(epochs_total or 0, int(long["epoch"].max()) if len(long) else 1, 2)
         x_enc = alt.X("epoch:Q", title=x_title, axis=alt.Axis(tickMinStep=1, format="d"),
-                      scale=alt.Scale(domain=[1, last]))
+                      scale=alt.Scale(domain=[1, last], nice=False, padding=10))
     else:
-        x_enc = alt.X(f"{x}:Q", title=x_title)
+        x_enc = alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=True, padding=10))
     y_title = METRIC_TITLES.get(metric, metric)
-    y_scale = alt.Scale(domain=[0, 1]) if metric in ("acc", "top5") else alt.Scale(zero=False)
-    several = long["run"].nunique() > 1
-    color = (alt.Color("run:N", title="run") if several
-             else alt.Color("split:N", title=None, scale=SPLIT_COLORS))
-    dash = alt.StrokeDash("split:N", title="split", sort=["train", "val"])
-    tooltip = ["run:N", "split:N", "epoch:Q", alt.Tooltip("wall:Q", title="seconds", format=".1f"),
-               alt.Tooltip("value:Q", title=y_title, format=".4f")]
-    base = alt.Chart(long).encode(x=x_enc, y=alt.Y("value:Q", title=y_title, scale=y_scale), color=color,
+    is_acc = metric in ("acc", "top5")
+    y_scale = alt.Scale(domain=[0, 1]) if is_acc else alt.Scale(zero=False, padding=6)
+    y_axis = alt.Axis(format="%") if is_acc else alt.Axis()
+    runs = list(dict.fromkeys(long["run"]))
+    several = len(runs) > 1
+    color = (alt.Color("run:N", title="run", scale=run_colors(runs), legend=LEGEND, sort=runs) if several
+             else alt.Color("split:N", title=None, scale=SPLIT_COLORS, legend=alt.Legend(orient="bottom")))
+    dash = alt.StrokeDash("split:N", title="split", sort=["train", "val"],
+                          legend=alt.Legend(orient="bottom") if several else None)
+    value_format = PERCENT if is_acc else ".4f"
+    tooltip = ["run:N", "split:N", alt.Tooltip("epoch:Q", format="d"),
+               alt.Tooltip("wall:Q", title="seconds", format=".1f"),
+               alt.Tooltip("value:Q", title=y_title, format=value_format)]
+    base = alt.Chart(long).encode(x=x_enc, y=alt.Y("value:Q", title=y_title, scale=y_scale, axis=y_axis), color=color,
                                   strokeDash=dash, detail="run:N", tooltip=tooltip)
-    return (base.mark_line() + base.mark_point(filled=True, size=40)).properties(height=height)
+    chart = base.mark_line() + base.mark_point(filled=True, size=50, opacity=1)
+    if chance is not None and is_acc:
+        chart = chart + chance_rule(chance)
+    return chart.properties(height=height)
 
 
 def batch_loss(batches: pd.DataFrame, *, window: int = 20, height: int = 200) -> alt.Chart:
-    """The per-batch training loss (faint) with its running mean over ``window`` batches."""
+    """The per-batch training loss (faint) with its running mean over ``window`` batches, with a legend."""
     frame = batches[["step", "loss"]].copy().sort_values("step")
     frame["smoothed"] = frame["loss"].rolling(window, min_periods=1).mean()
-    base = alt.Chart(frame).encode(x=alt.X("step:Q", title="batch"))
-    raw = base.mark_line(opacity=0.3, color="#4c78a8").encode(y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
-                                                              tooltip=["step:Q", alt.Tooltip("loss:Q", format=".4f")])
-    smooth = base.mark_line(color="#1f3b63").encode(y="smoothed:Q")
-    return (raw + smooth).properties(height=height)
+    raw_name, smooth_name = "each batch", f"mean of last {window}"
+    long = frame.rename(columns={"loss": raw_name, "smoothed": smooth_name}).melt(
+        id_vars=["step"], value_vars=[raw_name, smooth_name], var_name="series", value_name="loss")
+    color = alt.Color("series:N", title=None, sort=[raw_name, smooth_name],
+                      scale=alt.Scale(domain=[raw_name, smooth_name], range=["#9ab8d8", "#1f3b63"]),
+                      legend=alt.Legend(orient="top-right"))
+    return alt.Chart(long).mark_line().encode(
+        x=alt.X("step:Q", title="batch", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("loss:Q", title="training loss", scale=alt.Scale(zero=False)),
+        color=color, tooltip=[alt.Tooltip("step:Q", title="batch", format="d"), "series:N",
+                              alt.Tooltip("loss:Q", format=".4f")],
+    ).properties(height=height)
 
 
 def confusion_frame(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> pd.DataFrame:
@@ -84,28 +133,42 @@ def confusion_frame(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> 
     return pd.DataFrame(rows)
 
 
-def confusion(frame: pd.DataFrame, *, selectable: bool = False, size: int = 360) -> alt.Chart:
-    """A heat map of a confusion frame (see ``confusion_frame``); colour is the row-normalised rate.
+def confusion_size(num_classes: int) -> int:
+    """The side in px of a square confusion matrix: a readable cell per class (28-40 px), numbers fit."""
+    n = max(1, int(num_classes))
+    cell = 40 if n <= 6 else 32 if n <= 12 else 24 if n <= 20 else max(5, 560 // n)
+    return max(120, n * cell)
 
-    With ``selectable`` a click selects one cell (selection named
-    ``CONFUSION_SELECTION`` over ``true_index``/``pred_index``).
+
+def confusion(frame: pd.DataFrame, *, selectable: bool = False, size: int | None = None) -> alt.Chart:
+    """A square heat map of a confusion frame (see ``confusion_frame``); colour is the row-normalised rate.
+
+    ``size`` (px per side) defaults to ``confusion_size`` of the class count. With
+    ``selectable`` a click selects one cell (selection named ``CONFUSION_SELECTION`` over
+    ``true_index``/``pred_index``). Show it with ``width="content"`` so it stays square.
     """
     order = list(dict.fromkeys(frame.sort_values("true_index")["true"]))
+    n = len(order)
+    size = size or confusion_size(n)
+    angle = 0 if n <= 4 and max((len(str(c)) for c in order), default=0) <= 8 else -45
     base = alt.Chart(frame).encode(
-        x=alt.X("predicted:N", sort=order, title="predicted"),
-        y=alt.Y("true:N", sort=order, title="true"),
+        x=alt.X("predicted:N", sort=order, title="predicted",
+                axis=alt.Axis(labelAngle=angle, labelLimit=110, labels=n <= 40)),
+        y=alt.Y("true:N", sort=order, title="true", axis=alt.Axis(labelLimit=110, labels=n <= 40)),
     )
-    tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=".1%")]
+    tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=PERCENT)]
     rect = base.mark_rect().encode(color=alt.Color("rate:Q", title="share of true class",
-                                                   scale=alt.Scale(scheme="blues", domain=[0, 1])),
+                                                   scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                                                   legend=alt.Legend(format="%", orient="right", gradientLength=min(size, 160))),
                                    tooltip=tooltip)
     if selectable:
         pick = alt.selection_point(name=CONFUSION_SELECTION, fields=["true_index", "pred_index"], on="click", empty=False)
         rect = rect.add_params(pick).encode(strokeWidth=alt.condition(pick, alt.value(3), alt.value(0)),
                                             stroke=alt.value("#d62728"))
     chart = rect
-    if frame["true"].nunique() <= 20:  # numbers stop being readable beyond ~20 classes
-        text = base.mark_text(fontSize=11).encode(
+    cell = size / max(n, 1)
+    if n <= 20 and cell >= 18:  # numbers stop being readable in smaller cells
+        text = base.mark_text(fontSize=11 if cell >= 28 else 9).encode(
             text="count:Q", color=alt.condition("datum.rate > 0.5", alt.value("white"), alt.value("black")))
         chart = rect + text
     return chart.properties(width=size, height=size)
@@ -117,7 +180,7 @@ def per_class_accuracy(classes: Sequence[str], accuracy: Sequence[float], *, hei
     return alt.Chart(frame).mark_bar().encode(
         y=alt.Y("class:N", sort=list(classes), title=None),
         x=alt.X("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        tooltip=["class:N", alt.Tooltip("accuracy:Q", format=".1%")],
+        tooltip=["class:N", alt.Tooltip("accuracy:Q", format=PERCENT)],
     ).properties(height=height or ({"step": BAR_STEP} if len(frame) <= 30 else 600))  # CIFAR-100: tooltips name them
 
 
@@ -130,26 +193,35 @@ def class_counts(counts: dict[str, int], *, height: int | None = None) -> alt.Ch
     ).properties(height=height or ({"step": BAR_STEP} if len(frame) <= 30 else 600))
 
 
-COST_TITLES = {"train_seconds": "training time (s)", "params": "parameters", "flops": "FLOPs per image"}
+COST_TITLES = {"train_seconds": "training time (s)", "params": "parameters",
+               "trainable_params": "trainable parameters (frozen layers not counted)", "flops": "FLOPs per image"}
 
 
-def cost_scatter(runs: pd.DataFrame, *, cost: str = "train_seconds", accuracy: str = "best_val_acc") -> alt.Chart:
-    """Accuracy against a cost (``train_seconds``, ``params`` or ``flops``), one labelled point per run.
+def cost_scatter(runs: pd.DataFrame, *, cost: str = "train_seconds", accuracy: str = "best_val_acc",
+                 chance: float | None = None) -> alt.Chart:
+    """Accuracy against a cost (``train_seconds``, ``params``, ``trainable_params`` or ``flops``), one point per run.
 
-    ``runs`` needs a ``run`` label column plus the two numeric columns.
+    ``runs`` needs a ``run`` label column (``#<id> name``) plus the two numeric columns. Points
+    are marked with their ``#id`` (short, so the last one stays inside) and the legend below
+    gives the full names in each run's own colour.
     """
-    frame = runs.dropna(subset=[cost, accuracy])
-    log = cost in ("params", "flops")
+    frame = runs.dropna(subset=[cost, accuracy]).copy()
+    frame["tag"] = frame["run"].astype(str).str.split(" ").str[0]
+    log = cost in ("params", "trainable_params", "flops")
     x = alt.X(f"{cost}:Q", title=COST_TITLES.get(cost, cost),
-              scale=alt.Scale(type="log") if log else alt.Scale(zero=False),
+              scale=alt.Scale(type="log", padding=24) if log else alt.Scale(zero=False, padding=24),
               axis=alt.Axis(format="~s") if log else alt.Axis())
     base = alt.Chart(frame).encode(x=x, y=alt.Y(f"{accuracy}:Q", title="best validation accuracy",
-                                                 axis=alt.Axis(format="%"), scale=alt.Scale(zero=False)))
-    points = base.mark_circle(size=90).encode(color=alt.Color("run:N", legend=None),
-                                              tooltip=["run:N", alt.Tooltip(f"{accuracy}:Q", format=".1%"),
-                                                       alt.Tooltip(f"{cost}:Q", format=",.0f")])
-    labels = base.mark_text(align="left", dx=7, fontSize=11).encode(text="run:N")
-    return (points + labels).properties(height=320)
+                                                 axis=alt.Axis(format="%"), scale=alt.Scale(zero=False, padding=16)))
+    runs_order = list(dict.fromkeys(frame["run"]))
+    points = base.mark_circle(size=90, opacity=1).encode(
+        color=alt.Color("run:N", title="run", scale=run_colors(runs_order), sort=runs_order, legend=LEGEND),
+        tooltip=["run:N", alt.Tooltip(f"{accuracy}:Q", format=PERCENT), alt.Tooltip(f"{cost}:Q", format=",.0f")])
+    labels = base.mark_text(align="center", dy=-11, fontSize=11).encode(text="tag:N")
+    chart = points + labels
+    if chance is not None:
+        chart = chart + chance_rule(chance)
+    return chart.properties(height=320)
 
 
 def topk_bars(predictions: Sequence[tuple[str, float]], *, height: int | None = None) -> alt.Chart:
@@ -158,7 +230,7 @@ def topk_bars(predictions: Sequence[tuple[str, float]], *, height: int | None = 
     return alt.Chart(frame).mark_bar().encode(
         y=alt.Y("class:N", sort=list(frame["class"]), title=None),
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
+        tooltip=["class:N", alt.Tooltip("probability:Q", format=PERCENT)],
     ).properties(height=height or {"step": BAR_STEP + 4})
 
 

@@ -13,20 +13,21 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from cnnviz.data import DatasetError, get_dataset_spec
+from cnnviz.data import DatasetError, get_dataset_spec, list_datasets
 from cnnviz.predict import load_pretrained
 from cnnviz.runs import load_model
 
 # Table columns in display order; filters and the CSV export use the same names.
 TABLE_COLUMNS = (
-    "id", "name", "architecture", "dataset", "mode", "status", "best val acc", "time (s)", "params", "FLOPs",
-    "options", "init", "best epoch", "epochs", "created",
+    "id", "name", "architecture", "dataset", "mode", "status", "best val acc", "time (s)", "params",
+    "trainable params", "FLOPs", "options", "init", "best epoch", "epochs", "created", "note",
 )
 SEARCH_COLUMNS = ("name", "architecture", "options", "dataset", "mode", "init", "status")
 # What a curve can be drawn against (label -> cnnviz.charts.curves ``x``): wall time shows what speed costs.
 CURVE_AXES = {"epoch": "epoch", "wall time": "wall"}
 # Costs for the accuracy-against-cost scatter (label -> cnnviz.charts.cost_scatter ``cost``).
-COST_AXES = {"training time": "train_seconds", "parameters": "params", "FLOPs per image": "flops"}
+# "parameters" counts what training updates: a frozen backbone's weights cost nothing to learn.
+COST_AXES = {"training time": "train_seconds", "trainable parameters": "trainable_params", "FLOPs per image": "flops"}
 # Where two runs disagree, in teaching order: who was right?
 DISAGREEMENT_KINDS = ("only A right", "only B right", "both wrong, differently")
 
@@ -67,12 +68,27 @@ def _mode_label(config: Any) -> str:
     return f"probe @{config.probe_layer}" if config.mode == "probe" else config.mode
 
 
+def _measured(value: Any) -> Any:
+    """A count that was measured, else None: no network has 0 parameters, so 0 means never measured."""
+    return value if value else None
+
+
+def run_note(run: Any, epochs_done: int | None) -> str:
+    """Why a failed or stopped run has no numbers (``failed before training``), else empty."""
+    if run.status not in ("failed", "stopped", "interrupted"):
+        return ""
+    if not epochs_done:
+        return f"{run.status} before training" if run.status == "failed" else f"{run.status} before its first epoch"
+    return f"{run.status} after {epochs_done} epoch{'s' if epochs_done != 1 else ''}"
+
+
 def runs_table(*, runs: Iterable[Any], epochs_done: dict[int, int] | None = None) -> pd.DataFrame:
-    """One row per run with the columns of ``TABLE_COLUMNS`` (newest first)."""
+    """One row per run with the columns of ``TABLE_COLUMNS`` (newest first); unmeasured counts are empty."""
     epochs_done = epochs_done or {}
     rows = []
     for run in runs:
         config = run.config
+        done = epochs_done.get(int(run.id))
         rows.append({
             "id": int(run.id),
             "name": run_label(run).split(" ", 1)[1],
@@ -86,14 +102,16 @@ def runs_table(*, runs: Iterable[Any], epochs_done: dict[int, int] | None = None
             "best epoch": run.best_epoch,
             "epochs": epochs_done.get(int(run.id), config.epochs),
             "time (s)": run.train_seconds,
-            "params": run.params,
-            "FLOPs": run.flops,
+            "params": _measured(run.params),
+            "trainable params": _measured(getattr(run, "trainable_params", None)),
+            "FLOPs": _measured(run.flops),
             "created": pd.to_datetime(run.created_at, unit="s") if isinstance(run.created_at, (int, float)) else run.created_at,
+            "note": run_note(run, done),
         })
     frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     for column in ("best val acc", "time (s)"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in ("best epoch", "epochs", "params", "FLOPs"):
+    for column in ("best epoch", "epochs", "params", "trainable params", "FLOPs"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     return frame.sort_values("id", ascending=False, ignore_index=True)
 
@@ -149,14 +167,36 @@ def epochs_frame(*, epochs_by_run: dict[str, list[dict]]) -> pd.DataFrame:
 
 
 def cost_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """Runs with a best val accuracy, in the columns ``cnnviz.charts.cost_scatter`` reads."""
+    """Runs with a best val accuracy, in the columns ``cnnviz.charts.cost_scatter`` reads.
+
+    ``trainable_params`` falls back to all parameters where a run did not record it.
+    """
     frame = table[table["best val acc"].notna()]
+    params = frame["params"].astype("float64")
     return pd.DataFrame({
         "run": "#" + frame["id"].astype(str) + " " + frame["name"].astype(str),
         "architecture": frame["architecture"], "mode": frame["mode"], "dataset": frame["dataset"],
         "best_val_acc": frame["best val acc"], "train_seconds": frame["time (s)"],
-        "params": frame["params"].astype("float64"), "flops": frame["FLOPs"].astype("float64"),
+        "params": params, "trainable_params": frame["trainable params"].astype("float64").fillna(params),
+        "flops": frame["FLOPs"].astype("float64"),
     }).reset_index(drop=True)
+
+
+def default_selection(table: pd.DataFrame, *, limit: int = 3) -> list[int]:
+    """The runs Compare starts with: the newest finished runs of the newest run's dataset (never a mix)."""
+    if table.empty:
+        return []
+    newest = table.sort_values("id", ascending=False)
+    finished = newest[newest["status"] == "finished"]
+    pool = finished if not finished.empty else newest
+    dataset = pool.iloc[0]["dataset"]
+    return [int(i) for i in pool[pool["dataset"] == dataset]["id"].head(limit)]
+
+
+def common_chance(runs: Sequence[Any]) -> float | None:
+    """Chance accuracy (1 / classes) when every run has the same number of classes, else None."""
+    counts = {len(run.classes) for run in runs if getattr(run, "classes", None)}
+    return 1.0 / counts.pop() if len(counts) == 1 else None
 
 
 def first_comparable_pair(runs: Sequence[Any]) -> tuple[int, int]:
@@ -229,6 +269,9 @@ class ModelChoice:
     key: str
     label: str
     version: float  # checkpoint file mtime: a retrained/replaced file is a new cache entry
+    dataset: str | None = None  # what the model was trained on (None: ImageNet)
+    knows: str = ""  # the classes it can answer, e.g. "knows: ants, bees"
+    finished: bool = True
 
 
 def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]] = ()) -> list[ModelChoice]:
@@ -241,10 +284,47 @@ def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]
         acc = f", val {run.best_val_acc:.0%}" if run.best_val_acc is not None else ""
         status = "" if run.status == "finished" else f", {run.status}"
         label = f"{run_label(run)} ({run.config.dataset}{acc}{status})"
-        choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime))
+        choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime, dataset=run.config.dataset,
+                                   knows=knows_text(run.classes or []), finished=run.status == "finished"))
     for arch, version in pretrained:
-        choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version))
+        choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version,
+                                   knows="knows: 1000 ImageNet classes"))
     return choices
+
+
+def knows_text(classes: Sequence[str], *, shown: int = 4) -> str:
+    """``knows: ants, bees`` or ``knows: circle, cross, dots, ring, ... (10 classes)``."""
+    names = [str(c) for c in classes]
+    if not names:
+        return ""
+    if len(names) <= shown + 1:
+        return "knows: " + ", ".join(names)
+    return f"knows: {', '.join(names[:shown])}, ... ({len(names)} classes)"
+
+
+def picture_datasets(names: Iterable[str]) -> list[str]:
+    """The datasets sample pictures come from, by their ``<dataset>-<class>.jpg`` names (unknown names skipped)."""
+    known = set(list_datasets())
+    found = []
+    for name in names:
+        prefix = Path(name).stem.split("-", 1)[0]
+        if prefix in known and prefix not in found:
+            found.append(prefix)
+    return found
+
+
+def default_models(choices: Sequence[ModelChoice], *, datasets: Sequence[str] = ()) -> list[str]:
+    """Keys of the models Predict starts with: per dataset of the pictures, its newest finished run;
+    with no such run (or no known dataset), the newest finished run; else the first choice."""
+    picked = []
+    for dataset in datasets:
+        match = next((c for c in choices if c.dataset == dataset and c.finished), None)
+        if match is not None:
+            picked.append(match.key)
+    if picked:
+        return picked
+    newest = next((c for c in choices if c.finished), choices[0] if choices else None)
+    return [newest.key] if newest is not None else []
 
 
 def load_choice(key: str):

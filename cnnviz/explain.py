@@ -1,4 +1,4 @@
-"""What a network looks at: Grad-CAM and saliency (Captum), feature maps and first-layer filters.
+"""What a network looks at: Grad-CAM (one forward, one backward), saliency (Captum), feature maps, filters.
 
 Heat maps come back as float arrays in [0, 1] the size of the original image:
 the model only sees the centre crop (see ``cnnviz.predict.crop_box``), so the
@@ -8,19 +8,22 @@ small built-in colour map (no matplotlib needed).
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from captum.attr import LayerGradCam, Saliency
+from captum.attr import Saliency
 from PIL import Image
 from torch import nn
 
 from cnnviz.data.images import ImageLoadError, load_image
 from cnnviz.models import get_spec
-from cnnviz.predict import MODEL_LOCK, crop_box, model_device, predict, preprocess
+from cnnviz.predict import MODEL_LOCK, crop_box, model_device, preprocess, probabilities
 
 # The "jet" colour map as anchors (dark blue -> blue -> cyan -> yellow -> red -> dark red),
 # interpolated to 256 entries: familiar from Grad-CAM papers, and easy on the eye for heat.
@@ -121,24 +124,71 @@ def _normalise(values: np.ndarray, *, percentile: float = 100.0) -> np.ndarray:
     return np.clip(values / top, 0.0, 1.0) if top > 0 else np.zeros_like(values)
 
 
-def gradcam(model, payload: dict[str, Any], image: Image.Image, *, target: int | None = None, layer=None) -> np.ndarray:
-    """Grad-CAM (Captum ``LayerGradCam``) for class ``target`` (default: the predicted class).
+@dataclass(frozen=True)
+class Explanation:
+    """What one forward and one backward pass tell about a picture: every class ranked, and its Grad-CAM."""
 
-    Returns an (H, W) float array in [0, 1] matching ``image``. ``layer`` defaults to
-    ``gradcam_layer``'s choice; a module, a dotted path or a probe point name also work.
+    ranking: list[tuple[str, float]]  # every class as (name, probability), most likely first
+    target: int  # the class index the heat map explains
+    heat: np.ndarray  # (H, W) in [0, 1] over the whole picture; 0 outside the centre crop
+
+    @property
+    def empty(self) -> bool:
+        """True when the target class had no positive gradient at the layer (an all-zero map)."""
+        return not bool(self.heat.any())
+
+
+def _cam_pass(model, x, module, target: int | None):
+    """One forward that keeps ``module``'s output, one backward of the target's score.
+
+    Returns ``(logits, target, cam)`` with ``cam`` the ReLU of the gradient-weighted sum of the
+    layer's channels at the layer's own size (Selvaraju et al. 2017, eq. 1-2), as Captum's
+    ``LayerGradCam`` computes it, without its extra passes.
     """
+    kept = []
+    hook = module.register_forward_hook(lambda m, i, out: kept.append(out))
+    try:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)  # frozen weights: keep the graph alive up to the layer
+            logits = model(x)
+            cls = int(target) if target is not None else (0 if logits.shape[-1] == 1 else int(logits[0].argmax()))
+            activation = kept[-1]
+            (grads,) = torch.autograd.grad(logits[0, cls], activation)
+    finally:
+        hook.remove()
+    weights = grads.mean(dim=tuple(range(2, grads.dim())), keepdim=True)
+    cam = torch.relu((weights * activation).sum(dim=1, keepdim=True)).detach()
+    return logits.detach(), cls, cam
+
+
+def explain_image(model, payload: dict[str, Any], image: Image.Image, *, target: int | None = None,
+                  layer=None) -> Explanation:
+    """Every class's probability and the Grad-CAM of ``target`` (default: the top class) in one forward and one backward.
+
+    ``layer`` defaults to ``gradcam_layer``'s choice; a module, a dotted path or a probe point name also work.
+    """
+    classes = list(payload.get("classes") or [])
     with MODEL_LOCK:
         x = preprocess(image, payload).to(model_device(model))
         _, module = resolve_layer(model, layer) if layer is not None else gradcam_layer(model)
-        cls = _target(model, x, target)
-        with torch.enable_grad():
-            x.requires_grad_(True)  # frozen backbones: keep the graph alive up to the layer
-            cam = LayerGradCam(model, module).attribute(x, target=cls, relu_attributions=True)
-        cam = cam.detach().float()
+        logits, cls, cam = _cam_pass(model, x, module, target)
+        probs = probabilities(logits, len(classes))[0].float().cpu()
+        cam = cam.float()
         if cam.dim() == 4:
-            cam = cam.sum(dim=1, keepdim=True)
-        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    return _to_image_geometry(_normalise(cam.cpu().numpy()), image, payload)
+            cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        heat_crop = cam.cpu().numpy()
+    names = classes if len(classes) == probs.numel() else [str(i) for i in range(probs.numel())]
+    values, index = probs.sort(descending=True)
+    ranking = [(names[i], float(v)) for v, i in zip(values.tolist(), index.tolist())]
+    return Explanation(ranking, cls, _to_image_geometry(_normalise(heat_crop), image, payload))
+
+
+def gradcam(model, payload: dict[str, Any], image: Image.Image, *, target: int | None = None, layer=None) -> np.ndarray:
+    """Grad-CAM for class ``target`` (default: the predicted class): an (H, W) float array in [0, 1] matching ``image``.
+
+    ``layer`` defaults to ``gradcam_layer``'s choice; a module, a dotted path or a probe point name also work.
+    """
+    return explain_image(model, payload, image, target=target, layer=layer).heat
 
 
 def saliency(model, payload: dict[str, Any], image: Image.Image, *, target: int | None = None) -> np.ndarray:
@@ -191,6 +241,33 @@ def first_layer_filters(model) -> np.ndarray:
 # -- what several models say about several pictures (the Predict page) ----------------------------
 
 MAX_SIDE = 1280  # px: pictures are shrunk to this first (the models see 224 px at most; the screen less)
+EMPTY_HEAT_NOTE = "the chosen class had no positive gradient at this layer; try another class or model"
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache (answers are shared by every session of the app)."""
+
+    def __init__(self, maxsize: int = 128):
+        self.maxsize = int(maxsize)
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value kept for ``key``, or ``compute()``'s, kept for next time (the oldest goes past ``maxsize``)."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()  # outside the lock: models take turns under MODEL_LOCK anyway
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass
@@ -201,6 +278,14 @@ class ModelAnswer:
     top: list[tuple[str, float]] = field(default_factory=list)
     overlay: Any = None  # PIL image
     error: str | None = None
+    note: str | None = None  # e.g. why the heat map is empty
+
+
+@dataclass(frozen=True)
+class _Explained:
+    ranking: list[tuple[str, float]]
+    overlay: Any
+    empty: bool
 
 
 def error_line(exc: BaseException) -> str:
@@ -209,14 +294,53 @@ def error_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def answer(*, label: str, model, payload: dict, image: Image.Image, topk: int) -> ModelAnswer:
-    """Top-k classes and a Grad-CAM overlay of ``image`` for one model (errors become ``error``, not exceptions)."""
+def draw_crop_box(image: Image.Image, box: tuple[int, int, int, int], *, dash: int = 10) -> Image.Image:
+    """``image`` with a dashed white-and-black rectangle around ``box`` (what the model saw)."""
+    from PIL import ImageDraw
+
+    image = image.copy()
+    draw = ImageDraw.Draw(image)
+    left, top, right, bottom = box[0], box[1], box[2] - 1, box[3] - 1
+    width = max(1, round(min(image.size) / 200))
+    edges = [((left, top), (right, top)), ((right, top), (right, bottom)), ((right, bottom), (left, bottom)),
+             ((left, bottom), (left, top))]
+    for (x0, y0), (x1, y1) in edges:
+        length = max(abs(x1 - x0), abs(y1 - y0))
+        for start in range(0, max(1, length), 2 * dash):
+            end = min(length, start + dash)
+            a = (x0 + (x1 - x0) * start / max(length, 1), y0 + (y1 - y0) * start / max(length, 1))
+            b = (x0 + (x1 - x0) * end / max(length, 1), y0 + (y1 - y0) * end / max(length, 1))
+            draw.line([a, b], fill=(255, 255, 255), width=width + 2)
+            draw.line([a, b], fill=(0, 0, 0), width=width)
+    return image
+
+
+def _explained(model, payload: dict, image: Image.Image, target: int | None) -> _Explained:
+    found = explain_image(model, payload, image, target=target)
+    shown = overlay(image, found.heat)
+    box = crop_box(image.size, payload)
+    if box != (0, 0, image.width, image.height):  # only where the crop cut something
+        shown = draw_crop_box(shown, box)
+    return _Explained(found.ranking, shown, found.empty)
+
+
+def answer(*, label: str, model, payload: dict, image: Image.Image, topk: int, target: int | None = None,
+           cache: LRU | None = None, key: Hashable | None = None) -> ModelAnswer:
+    """Top-k classes and a Grad-CAM overlay of ``image`` for one model (errors become ``error``, not exceptions).
+
+    With a ``cache`` and a ``key`` naming (model, picture), the one forward and backward pass is
+    kept, so another ``topk`` or a rerun costs nothing.
+    """
     try:
-        top = predict(model, payload, image, topk=topk)
-        heat = gradcam(model, payload, image)
-        return ModelAnswer(label, top=top, overlay=overlay(image, heat))
+        if cache is not None and key is not None:
+            found = cache.get_or_compute((key, target), lambda: _explained(model, payload, image, target))
+        else:
+            found = _explained(model, payload, image, target)
     except Exception as exc:  # one model failing (e.g. a too-small input) must not hide the others
         return ModelAnswer(label, error=f"{label} could not predict: {error_line(exc)}")
+    k = max(1, min(int(topk), len(found.ranking)))
+    return ModelAnswer(label, top=found.ranking[:k], overlay=found.overlay,
+                       note=EMPTY_HEAT_NOTE if found.empty else None)
 
 
 def display_copy(picture: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
@@ -226,22 +350,37 @@ def display_copy(picture: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
     return picture
 
 
-def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[tuple[str, Any]],
-                   topk: int) -> list[tuple[str, Image.Image | None, list[ModelAnswer] | str]]:
+def picture_digest(data: bytes) -> str:
+    """A short content hash naming a picture in caches (the same bytes are the same picture)."""
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[tuple], topk: int,
+                   cache: LRU | None = None,
+                   pictures: LRU | None = None) -> list[tuple[str, Image.Image | None, list[ModelAnswer] | str]]:
     """For each ``(name, bytes)``: ``(name, picture, answers)``, or ``(name, None, warning)`` for an unusable file.
 
-    ``models`` are ``(label, loaded)`` pairs, ``loaded`` being ``(model, payload)`` or the
-    one-line reason the model could not be loaded (shown as that model's answer).
+    ``models`` are ``(label, loaded)`` or ``(label, loaded, key)`` tuples, ``loaded`` being
+    ``(model, payload)`` or the one-line reason the model could not be loaded (shown as that
+    model's answer); ``key`` names the model in ``cache`` (answers by model, picture and class).
+    ``pictures`` keeps decoded pictures by content.
     """
     results = []
     for name, data in images:
+        digest = picture_digest(data)
         try:
-            picture = display_copy(load_image(data, name=name))
+            decode = lambda: display_copy(load_image(data, name=name))  # noqa: E731
+            picture = pictures.get_or_compute(digest, decode) if pictures is not None else decode()
         except ImageLoadError as exc:
             results.append((name, None, str(exc)))
             continue
-        answers = [ModelAnswer(label, error=loaded) if isinstance(loaded, str)
-                   else answer(label=label, model=loaded[0], payload=loaded[1], image=picture, topk=topk)
-                   for label, loaded in models]
+        answers = []
+        for label, loaded, *rest in models:
+            if isinstance(loaded, str):
+                answers.append(ModelAnswer(label, error=loaded))
+                continue
+            key = (rest[0], digest) if rest and rest[0] is not None else None
+            answers.append(answer(label=label, model=loaded[0], payload=loaded[1], image=picture, topk=topk,
+                                  cache=cache, key=key))
         results.append((name, picture, answers))
     return results

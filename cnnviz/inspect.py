@@ -235,7 +235,7 @@ def check_input_size(name: str, image_size: int, options: dict[str, Any] | None 
 
 def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
     """A graphviz DOT string of the network's blocks: dashed arrows are shortcuts into a
-    (+) node, orange hexagons are squeeze-and-excitation blocks."""
+    (+) node (one per residual block), orange hexagons are squeeze-and-excitation blocks."""
     from cnnviz.models import Stage, get_spec, resolve_options
 
     spec = get_spec(name)
@@ -243,13 +243,16 @@ def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
     stages = spec.diagram(resolved) if spec.diagram else [Stage("model", spec.label)]
     lines = [
         "digraph cnnviz {",
-        '  rankdir=TB; nodesep=0.3; ranksep=0.25;',
+        '  rankdir=TB; nodesep=0.3; ranksep=0.25; forcelabels=true;',
         '  node [shape=box, style="rounded,filled", fillcolor="#e8eef8", color="#4a6fa5", fontname="Helvetica", fontsize=11];',
         '  edge [color="#555555", arrowsize=0.7];',
         '  input [label="input image", shape=ellipse, fillcolor="#ffffff"];',
     ]
     current = "input"
     for i, stage in enumerate(stages):
+        if stage.shortcut and stage.blocks > 1:
+            current = _residual_stage(lines, i, stage, current)
+            continue
         node = f"s{i}"
         lines.append(f'  {node} [label="{_dot_text(stage.label)}"];')
         lines.append(f"  {current} -> {node};")
@@ -263,8 +266,7 @@ def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
             add = f"add{i}"
             lines.append(f'  {add} [label="+", shape=circle, width=0.3, fixedsize=true, fillcolor="#c8e6c9", color="#2e7d32"];')
             lines.append(f"  {tail} -> {add};")
-            lines.append(f'  {current} -> {add} [style=dashed, color="#2e7d32", fontcolor="#2e7d32", '
-                         f'fontsize=9, label=" {_dot_text(stage.shortcut)}"];')
+            lines.append(_skip(current, add, stage.shortcut))
             tail = add
         if stage.se == "after":
             se = f"se{i}"
@@ -276,6 +278,49 @@ def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
     lines.append(f"  {current} -> output;")
     lines.append("}")
     return "\n".join(lines)
+
+
+BLOCKS_DRAWN = 6  # a stage with more blocks draws its first two, one box for the middle ones, its last
+
+
+def _skip(source: str, add: str, label: str) -> str:
+    """A dashed skip arc that leaves and joins on the right, its label beside the arc, not under it."""
+    return (f'  {source} -> {add} [style=dashed, color="#2e7d32", fontcolor="#2e7d32", fontsize=9, '
+            f'tailport=e, headport=e, constraint=false, xlabel=" {_dot_text(label)} "];')
+
+
+def _residual_stage(lines: list[str], i: int, stage, current: str) -> str:
+    """One cluster per stage with one box, one (+) and one skip arc per residual block; returns the last node."""
+    import re
+
+    header, _, body = stage.label.partition("\n")
+    kind = re.sub(r" x \d+", "", body) or header
+    n = stage.blocks
+    shown = list(range(n)) if n <= BLOCKS_DRAWN else [0, 1, None, n - 1]
+    lines.append(f"  subgraph cluster_{i} {{")
+    lines.append(f'    label="{_dot_text(header)}"; labeljust=l; fontname="Helvetica"; fontsize=10; '
+                 'style="rounded,dashed"; color="#9aa9c2";')
+    for j in shown:
+        tag = f"s{i}b{j if j is not None else 'm'}"
+        if j is None:
+            text, skip = f"... {n - 3} more blocks\nthe same, each with\nits identity skip", "identity"
+        else:
+            text, skip = f"{stage.name}.{j}: {kind}", stage.shortcut if j == 0 else "identity"
+        lines.append(f'    {tag} [label="{_dot_text(text)}"];')
+        lines.append(f"    {current} -> {tag};")
+        tail = tag
+        if stage.se == "inside":
+            se = f"{tag}se"
+            lines.append(f'    {se} [label="SE", shape=hexagon, fillcolor="#ffb74d", color="#e65100"];')
+            lines.append(f"    {tail} -> {se};")
+            tail = se
+        add = f"{tag}add"
+        lines.append(f'    {add} [label="+", shape=circle, width=0.3, fixedsize=true, fillcolor="#c8e6c9", color="#2e7d32"];')
+        lines.append(f"    {tail} -> {add};")
+        lines.append("  " + _skip(current, add, skip))
+        current = add
+    lines.append("  }")
+    return current
 
 
 def _dot_text(text: str) -> str:

@@ -33,7 +33,7 @@ else:
     with curves:
         view.curves_section(store, chosen)
     with cost:
-        view.cost_section(table[table["id"].isin(chosen_ids)])
+        view.cost_section(table[table["id"].isin(chosen_ids)], chosen)
     with confusion:
         view.confusion_section(chosen)
     with disagree:

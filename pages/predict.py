@@ -20,10 +20,10 @@ if not choices:
     view.pretrained_note(choices)
     st.stop()
 
-models = view.pick_models(choices)
+images = view.image_inputs()
+models = view.pick_models(choices, datasets=view.picked_datasets())
 view.pretrained_note(choices)
 topk = st.slider("Classes to list (top-k)", 1, 10, 5, key="predict_topk")
-images = view.image_inputs()
 if not models:
     st.info("Choose at least one model above.")
     st.stop()

@@ -237,3 +237,30 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
     _goto(page, app_url, "learn")
     _no_exception(page)
     _shot(page, "08_learn")
+
+
+PAGES = ("", "architectures", "train", "train?run=1", "compare", "predict", "experiments", "learn")
+WIDTHS = (900, 1920)
+
+
+def test_every_page_reads_at_900_and_1920_px(page, app_url, shoot_on_failure):
+    """Screenshots of every page at a projector's 900 px and a wide 1920 px (run after the walk: runs exist)."""
+    for width in WIDTHS:
+        # Tall: Streamlit scrolls inside its own container, so a full-page shot holds only the viewport.
+        page.set_viewport_size({"width": width, "height": 2600})
+        for path in PAGES:
+            _goto(page, app_url, path)
+            if path == "predict":
+                samples = page.locator(".st-key-predict_samples")
+                samples.click()
+                page.locator("[role='option']", has_text="star").first.click()
+                page.keyboard.press("Escape")  # close the list before the screenshot
+                _wait_idle(page, timeout=120)
+                _wait_for(lambda: page.get_by_text("what drove").count() > 0, 180, "a prediction at this width")
+            if path == "train?run=1":  # the results of the walk's run
+                _wait_for(lambda: page.get_by_text("Misclassified validation images").count() > 0, 120,
+                          "the Train results")
+            time.sleep(1.5)  # charts finish drawing
+            _no_exception(page)
+            _shot(page, f"w{width}_{(path or 'home').replace('?run=1', '_results')}")
+    page.set_viewport_size({"width": 1400, "height": 1000})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -86,3 +88,47 @@ def test_charts_module_does_not_import_streamlit():
     names = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "streamlit" not in names | modules
+
+
+def test_confusion_is_square_and_sized_by_its_classes():
+    two = spec_of(charts.confusion(charts.confusion_frame([[3, 1], [0, 4]], ["ants", "bees"])))
+    ten = spec_of(charts.confusion(charts.confusion_frame([[1] * 10] * 10, [f"class {i}" for i in range(10)])))
+    assert two["width"] == two["height"] >= 80 * 2 / 2  # square, not squashed to 20 px rows
+    assert ten["width"] == ten["height"] >= 10 * 28  # a readable cell per class
+    assert ten["layer"][0]["encoding"]["x"]["axis"]["labelAngle"] == -45  # long labels angled, not overlapping
+    assert charts.confusion_size(2) < charts.confusion_size(10) < charts.confusion_size(20)
+
+
+def test_accuracy_curves_draw_chance_and_points():
+    spec = spec_of(charts.curves(pd.DataFrame(EPOCHS[:1]), metric="acc", chance=0.1))
+    text = json.dumps(spec)
+    assert '"type": "rule"' in text and "chance 10.0%" in text
+    assert any(layer.get("mark", {}).get("type") == "point" for layer in spec["layer"])  # a one-epoch run shows
+    assert "chance" not in str(spec_of(charts.curves(pd.DataFrame(EPOCHS), metric="loss", chance=0.1)))
+
+
+def test_batch_loss_has_a_legend_and_whole_batch_ticks():
+    frame = pd.DataFrame({"step": range(1, 51), "loss": [2.0 - i / 50 for i in range(50)]})
+    spec = spec_of(charts.batch_loss(frame, window=10))
+    assert spec["encoding"]["color"]["scale"]["domain"] == ["each batch", "mean of last 10"]
+    assert spec["encoding"]["x"]["axis"]["format"] == "d" and spec["encoding"]["x"]["axis"]["tickMinStep"] == 1
+
+
+def test_run_colours_are_distinct_and_stable_per_id():
+    first = charts.run_colors(["#3 a", "#4 b"]).to_dict()["range"]
+    again = charts.run_colors(["#4 b", "#3 a", "#5 c"]).to_dict()["range"]
+    assert len(set(first)) == 2 and again[:2] == first[::-1]
+    clash = charts.run_colors(["#1 x", "#11 y"]).to_dict()["range"]
+    assert clash[0] != clash[1]  # ids ten apart still get different hues
+
+
+def test_legends_keep_whole_run_names_and_scatter_labels_are_short():
+    long_name = "#12 a very long run name that legends used to cut off"
+    frame = pd.concat([pd.DataFrame(EPOCHS).assign(run=long_name), pd.DataFrame(EPOCHS).assign(run="#2 b")])
+    legend = spec_of(charts.curves(frame, metric="acc"))["layer"][0]["encoding"]["color"]["legend"]
+    assert legend["labelLimit"] == 0 and legend["orient"] == "bottom"
+    runs = pd.DataFrame({"run": [long_name, "#2 b"], "best_val_acc": [0.8, 0.9], "train_seconds": [10.0, 20.0]})
+    spec = spec_of(charts.cost_scatter(runs))
+    assert spec["layer"][1]["encoding"]["text"]["field"] == "tag"
+    assert spec["layer"][0]["encoding"]["x"]["scale"]["padding"] > 0  # the last point's label stays inside
+    assert "trainable" in charts.COST_TITLES["trainable_params"]

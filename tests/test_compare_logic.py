@@ -178,3 +178,48 @@ def test_model_choices_offer_runs_with_a_checkpoint_then_pretrained_weights(tmp_
     assert choices[1].label == "resnet18 (ImageNet-pretrained, 1000 classes)" and choices[1].version == 12.0
     with pytest.raises(ValueError, match="unknown model key"):
         compare.load_choice("somewhere:3")
+
+
+def test_unmeasured_counts_are_empty_and_say_why():
+    failed = _run(7, status="failed")
+    failed.params, failed.flops, failed.best_val_acc = 0, 0, None
+    row = compare.runs_table(runs=[failed], epochs_done={7: 0}).iloc[0]
+    assert pd.isna(row["params"]) and pd.isna(row["FLOPs"]) and pd.isna(row["best val acc"])
+    assert row["note"] == "failed before training"
+    assert compare.runs_table(runs=[_run(8, status="stopped")], epochs_done={8: 1}).iloc[0]["note"] == "stopped after 1 epoch"
+
+
+def test_cost_frame_uses_trainable_parameters_for_frozen_runs():
+    frozen, scratch = _run(1, mode="freeze"), _run(2)
+    frozen.trainable_params = 20
+    frame = compare.cost_frame(compare.runs_table(runs=[frozen, scratch])).set_index("run")
+    assert frame.loc["#1 alexnet_cifar freeze", "trainable_params"] == 20
+    assert frame.loc["#2 alexnet_cifar scratch", "trainable_params"] == 2000  # not recorded: all of them
+    assert compare.COST_AXES["trainable parameters"] == "trainable_params"
+
+
+def test_default_selection_keeps_to_the_newest_runs_dataset(runs):
+    table = compare.runs_table(runs=[*runs, _run(5, dataset="hymenoptera"), _run(6, dataset="shapes", status="failed")])
+    assert compare.default_selection(table) == [5]  # the newest finished run is on hymenoptera: no shapes mixed in
+    assert compare.default_selection(compare.runs_table(runs=runs)) == [2]  # cifar100 (coarse) alone
+    assert compare.default_selection(compare.runs_table(runs=[])) == []
+
+
+def test_chance_only_when_the_runs_share_a_class_count():
+    assert compare.common_chance([_run(1), _run(2)]) == pytest.approx(1 / 3)
+    assert compare.common_chance([_run(1), _run(2, classes=("a", "b"))]) is None
+
+
+def test_predict_defaults_to_models_that_know_the_pictures(tmp_path):
+    saved = tmp_path / "best.pt"
+    saved.write_bytes(b"weights")
+    runs = [_run(3, dataset="hymenoptera", classes=("ants", "bees")), _run(2, classes=[f"c{i}" for i in range(10)]),
+            _run(1, status="stopped")]
+    for run in runs:
+        run.checkpoint = str(saved)
+    choices = compare.model_choices(runs)
+    assert choices[0].knows == "knows: ants, bees" and choices[1].knows.endswith("(10 classes)")
+    assert compare.picture_datasets(["shapes-star.jpg", "holiday.jpg", "shapes-ring.jpg"]) == ["shapes"]
+    assert compare.default_models(choices, datasets=["shapes"]) == ["run:2"]  # a shapes star is not asked of ants
+    assert compare.default_models(choices) == ["run:3"]  # no known domain: the newest finished run
+    assert compare.default_models([]) == []

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnviz.explain import (COLORMAP, colorize, conv_layers, feature_maps, first_layer_filters, gradcam,
-                            gradcam_layer, overlay, resolve_layer, saliency)
+from cnnviz.explain import (COLORMAP, LRU, answer, colorize, conv_layers, explain_image, feature_maps,
+                            first_layer_filters, gradcam, gradcam_layer, overlay, resolve_layer, saliency)
 from cnnviz.models import get_model, get_spec, list_models
 from cnnviz.predict import preprocess
 
@@ -74,14 +74,11 @@ def test_gradcam_reads_the_spec_layer(arch, photo, monkeypatch):
     options = {"batchnorm": True} if any(o.name == "batchnorm" for o in spec.options) else {}
     seen = []
 
-    class Spy:
-        def __init__(self, model, layer):
-            seen.append(layer)
+    def spy(model, x, module, target):
+        seen.append(module)
+        return torch.zeros(1, 3), 0, torch.ones(1, 1, 4, 4)
 
-        def attribute(self, x, target, relu_attributions):
-            return torch.ones(1, 1, 4, 4)
-
-    monkeypatch.setattr(explain, "LayerGradCam", Spy)
+    monkeypatch.setattr(explain, "_cam_pass", spy)
     with torch.device("meta"):
         model = get_model(arch, num_classes=3, options=options).eval()
     size = max(spec.min_size, 32)
@@ -161,3 +158,70 @@ def test_overlay_and_colormap(photo):
 def test_preprocess_is_what_gradcam_sees(tiny, photo):
     x = preprocess(photo, payload())
     assert x.shape == (1, 3, 32, 32)
+
+
+def _reference(model, pay, image, target=None):
+    """The slow path: a prediction pass, then Captum's LayerGradCam (its own forward and backward)."""
+    import torch.nn.functional as F
+    from captum.attr import LayerGradCam
+
+    from cnnviz.explain import _normalise, _to_image_geometry
+    from cnnviz.predict import predict
+
+    top = predict(model, pay, image, topk=len(pay["classes"]))
+    x = preprocess(image, pay)
+    _, module = gradcam_layer(model)
+    with torch.no_grad():
+        cls = int(model(x).argmax()) if target is None else target
+    with torch.enable_grad():
+        cam = LayerGradCam(model, module).attribute(x.requires_grad_(True), target=cls, relu_attributions=True)
+    cam = F.interpolate(cam.detach().float(), size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    return top, _to_image_geometry(_normalise(cam.numpy()), image, pay)
+
+
+@pytest.mark.parametrize("arch", ["alexnet_cifar", "resnet18"])
+@pytest.mark.parametrize("target", [None, 1])
+def test_one_pass_equals_captum(arch, target, photo):
+    torch.manual_seed(0)
+    model = get_model(arch, num_classes=3).eval()
+    pay = payload(32 if arch == "alexnet_cifar" else 64)
+    top, heat = _reference(model, pay, photo, target)
+    found = explain_image(model, pay, photo, target=target)
+    assert [name for name, _ in found.ranking] == [name for name, _ in top]
+    np.testing.assert_allclose([p for _, p in found.ranking], [p for _, p in top], atol=1e-5)
+    np.testing.assert_allclose(found.heat, heat, atol=1e-5)
+    assert found.heat.max() > 0 or found.empty
+
+
+def test_one_forward_and_one_backward(tiny, photo):
+    calls = []
+    hook = tiny.register_forward_hook(lambda m, i, o: calls.append(1))
+    try:
+        found = explain_image(tiny, payload(), photo)
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and found.target == tiny(preprocess(photo, payload())).argmax().item()
+
+
+def test_answers_are_cached_by_model_picture_and_class(tiny, photo, monkeypatch):
+    import cnnviz.explain as explain
+
+    passes = []
+    real = explain.explain_image
+    monkeypatch.setattr(explain, "explain_image", lambda *a, **k: passes.append(1) or real(*a, **k))
+    cache = LRU(maxsize=2)
+    first = answer(label="m", model=tiny, payload=payload(), image=photo, topk=3, cache=cache, key=("m", "pic"))
+    again = answer(label="m", model=tiny, payload=payload(), image=photo, topk=1, cache=cache, key=("m", "pic"))
+    assert len(passes) == 1 and again.top == first.top[:1] and again.overlay is first.overlay
+    answer(label="m", model=tiny, payload=payload(), image=photo, topk=1, target=2, cache=cache, key=("m", "pic"))
+    answer(label="m", model=tiny, payload=payload(), image=photo, topk=1, cache=cache, key=("m", "other"))
+    assert len(passes) == 3 and len(cache) == 2  # bounded: the oldest went
+
+
+def test_an_empty_heat_map_gets_a_note(photo):
+    model = get_model("alexnet_cifar", num_classes=3).eval()
+    for p in model.parameters():
+        torch.nn.init.zeros_(p)  # every gradient at the layer is 0: nothing to show
+    got = answer(label="zero", model=model, payload=payload(), image=photo, topk=2)
+    assert got.error is None and "no positive gradient" in got.note
+    assert explain_image(model, payload(), photo).empty

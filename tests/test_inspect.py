@@ -108,7 +108,11 @@ def test_block_diagram_shows_shortcuts_and_se_blocks():
     assert count(plain, "style=dashed") == 0 and count(plain, "hexagon") == 0
     assert count(hybrid, "style=dashed") == 1 and count(hybrid, "hexagon") == 2
     resnet = block_diagram("resnet18", {"residual_3": False, "se_4": True})
-    assert count(resnet, "style=dashed") == 3 and count(resnet, "hexagon") == 1
+    # One skip arc per residual block (ResNet-18: two blocks in each of the three residual stages), SE in each block.
+    assert count(resnet, "style=dashed") == 6 and count(resnet, "hexagon") == 2
+    assert count(block_diagram("resnet50"), "style=dashed") == 3 + 4 + 6 + 3
+    assert count(block_diagram("cifar_resnet", {"depth": 20}), "style=dashed") == 9
+    assert "xlabel" in resnet and "headport=e" in resnet  # labels beside the arcs, not under them
     assert count(block_diagram("cifar_resnet", {"residual": False}), "style=dashed") == 0
     assert "zero-pad" in block_diagram("cifar_resnet") and "1x1 projection (B)" in block_diagram("cifar_resnet", {"shortcut": "B"})
 

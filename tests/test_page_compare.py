@@ -88,8 +88,10 @@ def test_table_filters_and_export(seeded):
 def test_chosen_runs_draw_curves_cost_and_confusions(seeded):
     store, ids = seeded
     at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
-    # By default the newest finished runs are chosen.
-    assert sorted(at.multiselect(key="compare_runs").value) == sorted([ids["alex"], ids["resnet"], ids["cifar"]])
+    # By default the newest finished runs of the newest finished run's dataset: never a mix of datasets.
+    assert at.multiselect(key="compare_runs").value == [ids["cifar"]]
+    at.multiselect(key="compare_runs").set_value([ids["alex"], ids["resnet"], ids["cifar"]])
+    _run(at)
     charts = at.get("vega_lite_chart")
     # two curves + one cost scatter + three confusion matrices
     assert len(charts) == 6, len(charts)
@@ -97,7 +99,7 @@ def test_chosen_runs_draw_curves_cost_and_confusions(seeded):
     assert any("cannot be compared image by image" in w.value for w in at.warning)
 
     at.radio(key="compare_curve_x").set_value("wall time")
-    at.radio(key="compare_cost_axis").set_value("parameters")
+    at.radio(key="compare_cost_axis").set_value("trainable parameters")
     at.multiselect(key="compare_runs").set_value([ids["alex"]])
     _run(at)
     assert len(at.get("vega_lite_chart")) == 4
@@ -157,3 +159,16 @@ def test_rename_and_delete(seeded):
     assert ids["cifar"] not in _table_ids(at)
     assert ids["cifar"] not in at.multiselect(key="compare_runs").value
     assert not at.checkbox(key="compare_delete_confirm").value
+
+
+def test_a_failed_run_shows_dashes_and_why(seeded):
+    store, ids = seeded
+    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
+    row = at.dataframe[0].value.set_index("id").loc[ids["failed"]]
+    assert row["params"] == row["FLOPs"] == row["best val acc"] == "—"  # never a misleading 0 or None
+    assert row["note"] == "failed before training"
+    alex = at.dataframe[0].value.set_index("id").loc[ids["alex"]]
+    assert alex["best val acc"] == "80.0%"  # one decimal, like every accuracy on the page
+    at.multiselect(key="compare_runs").set_value([ids["alex"], ids["failed"]])
+    _run(at)
+    assert any("failed before training" in c.value for c in at.caption)

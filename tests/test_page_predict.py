@@ -30,7 +30,7 @@ def seeded_run() -> int:
     return seed_run(CLASSES)
 
 
-def seed_run(classes: list[str]) -> int:
+def seed_run(classes: list[str], dataset: str = "shapes") -> int:
     """Store a finished run with a real checkpoint of an untrained alexnet_cifar for ``classes``."""
     import torch
 
@@ -38,7 +38,7 @@ def seed_run(classes: list[str]) -> int:
 
     torch.manual_seed(0)
     model = get_model("alexnet_cifar", num_classes=len(classes))
-    config = TrainConfig(arch="alexnet_cifar", epochs=1, image_size=32)
+    config = TrainConfig(arch="alexnet_cifar", epochs=1, image_size=32, dataset=dataset)
     store = RunStore()
     run_id = store.create(config, name="tiny alex")
     store.record_start(run_id, params=1, flops=1, classes=classes)
@@ -151,3 +151,25 @@ def test_cached_imagenet_weights_are_offered(tmp_path, monkeypatch):
         assert at.error and "could not be loaded" in at.error[0].value
     finally:
         predict_view._pretrained_archs.clear()
+
+
+def test_default_models_know_the_sample_pictures_and_answers_are_reused(monkeypatch):
+    import cnnviz.explain as explain
+    from cnnviz.ui import predict_view
+
+    shapes = seed_run(CLASSES)
+    ants = seed_run(["ants", "bees"], dataset="hymenoptera")
+    at = _run(AppTest.from_file(PAGE, default_timeout=TIMEOUT))
+    assert at.multiselect(key="predict_models").value == [f"run:{ants}"]  # no pictures yet: the newest run
+    at.multiselect(key="predict_samples").set_value([n for n in predict_view.sample_names() if "star" in n])
+    _run(at)
+    assert at.multiselect(key="predict_models").value == [f"run:{shapes}"]  # a shapes star goes to the shapes model
+    assert any("knows: ants, bees" in o for o in at.multiselect(key="predict_models").options)
+    assert any("centre square" in c.value for c in at.caption)
+
+    passes = []
+    real = explain.explain_image
+    monkeypatch.setattr(explain, "explain_image", lambda *a, **k: passes.append(1) or real(*a, **k))
+    at.slider(key="predict_topk").set_value(2)
+    _run(at)
+    assert passes == []  # the top-k slider reuses the cached pass

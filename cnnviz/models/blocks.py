@@ -48,3 +48,4 @@ class Stage:
     label: str
     shortcut: str | None = None
     se: str | None = None
+    blocks: int = 1  # residual blocks in the box, each with its own skip (the first takes ``shortcut``)

@@ -175,9 +175,9 @@ def _resnet_diagram(arch: str):
             width = planes * block.expansion
             shortcut = None
             if options.get(f"residual_{k}", True):
-                shortcut = "identity" if k == 1 and block is BasicBlock else "1x1 projection, then identity"
+                shortcut = "identity" if k == 1 and block is BasicBlock else "1x1 projection"
             stages.append(Stage(f"layer{k}", f"layer{k}: {n} blocks\n[{kind}] x {n}, {width}" + ("" if k == 1 else ", /2"),
-                                shortcut=shortcut, se="inside" if options.get(f"se_{k}") else None))
+                                shortcut=shortcut, se="inside" if options.get(f"se_{k}") else None, blocks=n))
         stages.append(Stage("head", "global avg pool\nFC"))
         return stages
 
@@ -319,9 +319,9 @@ def _cifar_resnet_diagram(options: dict) -> list[Stage]:
     for k, width in enumerate((16, 32, 64), start=1):
         shortcut = None
         if residual:
-            shortcut = "identity" if k == 1 else f"{down}, then identity"
+            shortcut = "identity" if k == 1 else down
         stages.append(Stage(f"stage{k}", f"stage {k}: {n} blocks\n[3x3, 3x3] x {n}, {width}" + ("" if k == 1 else ", /2"),
-                            shortcut=shortcut))
+                            shortcut=shortcut, blocks=n))
     stages.append(Stage("head", "global avg pool\nFC"))
     return stages
 

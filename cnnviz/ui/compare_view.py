@@ -17,21 +17,36 @@ from cnnviz.data import get_dataset_spec, load_dataset
 from cnnviz.runs import RunNotFound, RunStore
 from cnnviz.training.config import TrainConfig
 
-GALLERY_COLUMNS = 6
 GALLERY_MAX = 36  # images per gallery page: enough to see a pattern, few enough to load fast
-CONFUSION_PER_ROW = 2
+GALLERY_IMAGE = 120  # px per gallery picture: a row wraps to the screen's width
 
 
 # -- the table ----------------------------------------------------------------------
 
 TABLE_CONFIG = {
     "id": st.column_config.NumberColumn("id", format="%d", width="small"),
-    "best val acc": st.column_config.NumberColumn("best val acc", format="percent", help="Best validation accuracy over the epochs"),
-    "time (s)": st.column_config.NumberColumn("time (s)", format="%.1f", help="Training wall time in seconds"),
-    "params": st.column_config.NumberColumn("params", format="compact", help="Parameters"),
-    "FLOPs": st.column_config.NumberColumn("FLOPs", format="compact", help="Floating-point operations for one image"),
+    "best val acc": st.column_config.TextColumn("best val acc", help="Best validation accuracy over the epochs"),
+    "time (s)": st.column_config.TextColumn("time (s)", help="Training wall time in seconds"),
+    "params": st.column_config.TextColumn("params", help="Parameters"),
+    "trainable params": st.column_config.TextColumn("trainable params", help="Parameters that training updated "
+                                                    "(fewer than all of them when a backbone was frozen)"),
+    "FLOPs": st.column_config.TextColumn("FLOPs", help="Floating-point operations for one image"),
     "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+    "note": st.column_config.TextColumn("note", help="Why a run has no numbers"),
 }
+MISSING = "—"  # a value never measured (a run that failed before training), never a misleading 0
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The runs table as shown: one percent format, compact counts, a dash for what was never measured."""
+    from cnnviz.inspect import format_count, format_flops
+
+    shown = table.copy()
+    formats = {"best val acc": lambda v: f"{v:{charts.PERCENT}}", "time (s)": lambda v: f"{v:.1f}",
+               "params": format_count, "trainable params": format_count, "FLOPs": format_flops}
+    for column, fmt in formats.items():
+        shown[column] = [MISSING if pd.isna(v) else fmt(v) for v in table[column]]
+    return shown
 
 
 def load_table(store: RunStore, runs: Sequence[Any]) -> pd.DataFrame:
@@ -44,17 +59,19 @@ def filtered_table(table: pd.DataFrame) -> pd.DataFrame:
     """Draw the filters, the table and its CSV export; return the rows the filters keep."""
     choices = compare.filter_choices(table)
     search = st.text_input("Search", key="compare_search", placeholder="words in name, architecture, options, dataset... or #id")
-    cols = st.columns(4)
     picked = {}
-    for col, (arg, column) in zip(cols, (("architectures", "architecture"), ("datasets", "dataset"),
-                                         ("modes", "mode"), ("statuses", "status"))):
-        picked[arg] = col.multiselect(column, choices[column], key=f"compare_filter_{column}", placeholder="all")
+    with st.container(horizontal=True):  # four filters in a row that wraps on a narrow screen
+        for arg, column in (("architectures", "architecture"), ("datasets", "dataset"), ("modes", "mode"),
+                            ("statuses", "status")):
+            picked[arg] = st.multiselect(column, choices[column], key=f"compare_filter_{column}", placeholder="all",
+                                         width=200)
     shown = compare.filter_runs(table, text=search, **picked)
-    st.dataframe(shown, key="compare_table", hide_index=True, column_config=TABLE_CONFIG, width="stretch")
-    left, right = st.columns([3, 1])
-    left.caption(f"{len(shown)} of {len(table)} runs shown.")
-    right.download_button("Export table as CSV", compare.table_csv(shown), file_name="cnnviz-runs.csv",
-                          mime="text/csv", key="compare_export_csv", icon=":material/download:", width="stretch")
+    st.dataframe(display_table(shown), key="compare_table", hide_index=True, column_config=TABLE_CONFIG,
+                 width="stretch")
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(f"{len(shown)} of {len(table)} runs shown.")
+        st.download_button("CSV", compare.table_csv(shown), file_name="cnnviz-runs.csv", help="Export the table as CSV",
+                           mime="text/csv", key="compare_export_csv", icon=":material/download:")
     return shown
 
 
@@ -63,18 +80,17 @@ def _pick_shown(ids: list[int]) -> None:
 
 
 def pick_runs(table: pd.DataFrame, shown: pd.DataFrame) -> list[int]:
-    """The multiselect of runs to compare (key ``compare_runs``); defaults to the newest finished runs."""
-    labels = {int(row.id): f"#{row.id} {row.name}" for row in table.itertuples()}
+    """The multiselect of runs to compare (key ``compare_runs``); defaults to the newest finished runs of one dataset."""
+    labels = {int(row.id): f"#{row.id} {row.name} ({row.dataset})" for row in table.itertuples()}
     if "compare_runs" not in st.session_state:
-        finished = table[table["status"] == "finished"]["id"].tolist()
-        st.session_state["compare_runs"] = [int(i) for i in (finished or table["id"].tolist())[:3]]
+        st.session_state["compare_runs"] = compare.default_selection(table)
     # Runs deleted since the last rerun must leave the selection before the widget sees it.
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in labels]
     chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="compare_runs",
                             placeholder="choose runs from the table")
     shown_ids = [int(i) for i in shown["id"]]
-    st.button(f"Compare the {len(shown_ids)} runs shown", key="compare_pick_shown", on_click=_pick_shown,
-              args=(shown_ids,), disabled=not shown_ids)
+    st.button(f"All {len(shown_ids)} shown", key="compare_pick_shown", on_click=_pick_shown, args=(shown_ids,),
+              disabled=not shown_ids, help="Compare every run the table shows (after its filters)")
     return chosen
 
 
@@ -89,24 +105,31 @@ def curves_section(store: RunStore, runs: Sequence[Any]) -> None:
     axis = st.radio("Draw against", list(compare.CURVE_AXES), key="compare_curve_x", horizontal=True,
                     help="Wall time shows what an accuracy costs: a slow model may win per epoch and lose per minute.")
     x = compare.CURVE_AXES[axis]
+    chance = compare.common_chance(runs)
     left, right = st.columns(2)
     with left:
         st.markdown("**Accuracy** (solid: training, dashed: validation)")
-        st.altair_chart(charts.curves(frame, metric="acc", x=x), width="stretch")
+        st.altair_chart(charts.curves(frame, metric="acc", x=x, chance=chance), width="stretch")
     with right:
         st.markdown("**Loss**")
         st.altair_chart(charts.curves(frame, metric="loss", x=x), width="stretch")
 
 
-def cost_section(table: pd.DataFrame) -> None:
-    """Best validation accuracy against training time, parameters or FLOPs."""
+def cost_section(table: pd.DataFrame, runs: Sequence[Any] = ()) -> None:
+    """Best validation accuracy against training time, trainable parameters or FLOPs."""
     frame = compare.cost_frame(table)
     if frame.empty:
         st.info("None of these runs has a validation accuracy yet.")
         return
     cost = st.radio("Cost", list(compare.COST_AXES), key="compare_cost_axis", horizontal=True)
-    st.altair_chart(charts.cost_scatter(frame, cost=compare.COST_AXES[cost]), width="stretch")
-    st.caption("Up and to the left is better: more accuracy for less. Parameters and FLOPs use a log scale.")
+    st.altair_chart(charts.cost_scatter(frame, cost=compare.COST_AXES[cost], chance=compare.common_chance(runs)),
+                    width="stretch")
+    st.caption("Up and to the left is better: more accuracy for less. Parameters count what training updated "
+               "(a frozen backbone's weights are not counted); parameters and FLOPs use a log scale.")
+    missing = table[table["best val acc"].isna()]
+    if not missing.empty:
+        st.caption("Not drawn: " + ", ".join(f"#{row.id} ({row.note or 'no validation accuracy yet'})"
+                                             for row in missing.itertuples()))
 
 
 def confusion_section(runs: Sequence[Any]) -> None:
@@ -115,15 +138,13 @@ def confusion_section(runs: Sequence[Any]) -> None:
     if not with_matrix:
         st.info("None of these runs has a confusion matrix yet (it is saved when a run ends).")
         return
-    # Beyond ~20 classes a matrix needs the full width to show anything.
-    per_row = 1 if max(len(r.classes) for r in with_matrix) > 20 else CONFUSION_PER_ROW
-    size = 560 if per_row == 1 else 260
-    for start in range(0, len(with_matrix), per_row):
-        for col, run in zip(st.columns(per_row), with_matrix[start:start + per_row]):
-            with col:
-                acc = f" · best val {run.best_val_acc:.1%}" if run.best_val_acc is not None else ""
+    # Each matrix keeps its own square size; the row wraps when the screen is narrow.
+    with st.container(horizontal=True, gap="large"):
+        for run in with_matrix:
+            with st.container(width="content"):
+                acc = f" · best val {run.best_val_acc:{charts.PERCENT}}" if run.best_val_acc is not None else ""
                 st.markdown(f"**{compare.run_label(run)}**{acc}")
-                st.altair_chart(charts.confusion(charts.confusion_frame(run.confusion, run.classes), size=size))
+                st.altair_chart(charts.confusion(charts.confusion_frame(run.confusion, run.classes)), width="content")
     missing = [compare.run_label(r) for r in runs if r not in with_matrix]
     if missing:
         st.caption(f"No confusion matrix yet for {', '.join(missing)}.")
@@ -192,8 +213,9 @@ def disagreement_section(runs: Sequence[Any]) -> None:
 
 
 def _agreement_metrics(counts: dict[str, int]) -> None:
-    for col, (name, count) in zip(st.columns(len(counts)), counts.items()):
-        col.metric(name, count)
+    with st.container(horizontal=True):  # five metrics that wrap rather than cut their labels
+        for name, count in counts.items():
+            st.metric(name, count, width=150)
 
 
 def gallery(images, frame: pd.DataFrame, *, note: str) -> None:
@@ -203,12 +225,12 @@ def gallery(images, frame: pd.DataFrame, *, note: str) -> None:
         return
     st.caption(f"{len(frame)} images; showing {min(len(frame), GALLERY_MAX)}. {note}")
     rows = list(frame.head(GALLERY_MAX).itertuples(index=False))
-    for start in range(0, len(rows), GALLERY_COLUMNS):
-        for col, row in zip(st.columns(GALLERY_COLUMNS), rows[start:start + GALLERY_COLUMNS]):
+    with st.container(horizontal=True):
+        for row in rows:
             index, true, said_a, said_b = row[:4]
             mark_a, mark_b = ("✓" if said == true else "✗" for said in (said_a, said_b))
-            col.image(images[index].permute(1, 2, 0).numpy(), width="stretch",
-                      caption=f"true {true} · A: {said_a} {mark_a} · B: {said_b} {mark_b}")
+            st.image(images[index].permute(1, 2, 0).numpy(), width=GALLERY_IMAGE,
+                     caption=f"true {true} · A: {said_a} {mark_a} · B: {said_b} {mark_b}")
 
 
 # -- rename and delete ------------------------------------------------------------------

@@ -23,7 +23,6 @@ from cnnviz.runs import RunStore
 # -- models ------------------------------------------------------------------------------
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
-MODELS_PER_ROW = 3
 
 
 def model_choices(store: RunStore) -> list[ModelChoice]:
@@ -49,14 +48,23 @@ def cached_model(key: str, version: float):
     return model, payload
 
 
-def pick_models(choices: Sequence[ModelChoice]) -> list[ModelChoice]:
-    """The multiselect of models (key ``predict_models``); defaults to the newest run."""
+def pick_models(choices: Sequence[ModelChoice], *, datasets: Sequence[str] = ()) -> list[ModelChoice]:
+    """The multiselect of models (key ``predict_models``).
+
+    Defaults to models that know the pictures' dataset (``compare.default_models``); while the
+    user has not changed the selection, it follows the pictures chosen.
+    """
     by_key = {c.key: c for c in choices}
-    if "predict_models" not in st.session_state:
-        st.session_state["predict_models"] = [choices[0].key] if choices else []
+    default = compare.default_models(choices, datasets=datasets)
+    previous = st.session_state.get("predict_models_default")
+    if "predict_models" not in st.session_state or st.session_state["predict_models"] == previous:
+        st.session_state["predict_models"] = default
+    st.session_state["predict_models_default"] = default
     st.session_state["predict_models"] = [k for k in st.session_state["predict_models"] if k in by_key]
-    keys = st.multiselect("Models", list(by_key), format_func=lambda k: by_key[k].label, key="predict_models",
-                          placeholder="choose one or more trained runs")
+    keys = st.multiselect("Models", list(by_key), key="predict_models", placeholder="choose one or more trained runs",
+                          format_func=lambda k: f"{by_key[k].label} · {by_key[k].knows}" if by_key[k].knows
+                          else by_key[k].label,
+                          help="Each model answers only with the classes it was trained on (its \"knows\").")
     return [by_key[k] for k in keys]
 
 
@@ -77,6 +85,11 @@ def sample_names() -> list[str]:
     return sorted(p.name for p in SAMPLES_DIR.glob("*") if p.suffix.lower().lstrip(".") in EXTENSIONS)
 
 
+def picked_datasets() -> list[str]:
+    """The datasets of the sample pictures chosen (what the default models should know)."""
+    return compare.picture_datasets(st.session_state.get("predict_samples") or [])
+
+
 def image_inputs() -> list[tuple[str, bytes]]:
     """Uploaded files, sample pictures and a camera shot, as ``(name, bytes)`` in that order."""
     uploads = st.file_uploader("Your pictures", type=list(EXTENSIONS), accept_multiple_files=True,
@@ -95,10 +108,23 @@ def image_inputs() -> list[tuple[str, bytes]]:
 
 # -- results ---------------------------------------------------------------------------------
 
+@st.cache_resource(show_spinner=False)
+def _answers() -> explain.LRU:
+    """Answers by (model, version, picture, class), shared by every session: the top-k slider and reruns reuse them."""
+    return explain.LRU(maxsize=256)
+
+
+@st.cache_resource(show_spinner=False)
+def _pictures() -> explain.LRU:
+    """Decoded pictures by content (a 12-megapixel photo decodes once)."""
+    return explain.LRU(maxsize=24)
+
+
 def analyse_images(*, images: Sequence[tuple[str, bytes]], models: Sequence[ModelChoice],
                    topk: int) -> list[tuple[str, Any, list[ModelAnswer] | str]]:
-    """``cnnviz.explain.analyse_images`` with each chosen model loaded from the shared cache."""
-    return explain.analyse_images(images=images, models=[(c.label, _load(c)) for c in models], topk=topk)
+    """``cnnviz.explain.analyse_images`` with each chosen model loaded from the shared cache, answers cached."""
+    return explain.analyse_images(images=images, models=[(c.label, _load(c), (c.key, c.version)) for c in models],
+                                  topk=topk, cache=_answers(), pictures=_pictures())
 
 
 def _load(choice: ModelChoice):
@@ -110,21 +136,25 @@ def _load(choice: ModelChoice):
 
 
 def show_results(results: Sequence[tuple[str, Any, Any]]) -> None:
-    """One block per picture: the picture, then each model's Grad-CAM and top-k bars side by side."""
+    """One block per picture: the picture, then each model's Grad-CAM and top-k bars; the row wraps when narrow."""
     for name, picture, answers in results:
         if picture is None:
             st.warning(answers, icon=":material/broken_image:")
             continue
         st.markdown(f"##### {name}")
-        per_row = min(len(answers), MODELS_PER_ROW)
-        for start in range(0, len(answers), per_row):
-            cols = st.columns(per_row + 1, gap="medium")
-            if start == 0:
-                cols[0].image(picture, caption="your picture", width="stretch")
-            for col, ans in zip(cols[1:], answers[start:start + per_row]):
-                with col:
+        with st.container(horizontal=True, gap="medium"):
+            with st.container(width=ANSWER_WIDTH):
+                st.image(picture, caption="your picture", width="stretch")
+            for ans in answers:
+                with st.container(width=ANSWER_WIDTH):
                     _show_answer(ans)
+        st.caption(CROP_NOTE)
         st.divider()
+
+
+ANSWER_WIDTH = 300  # px per picture and per model: three fit beside each other at 1280 px, one at 900
+CROP_NOTE = ("Each model saw only the centre square of the picture (the dashed box), resized to its input size; "
+             "the strips outside the box have no heat because the model never saw them.")
 
 
 def _show_answer(ans: ModelAnswer) -> None:
@@ -133,6 +163,9 @@ def _show_answer(ans: ModelAnswer) -> None:
         st.error(ans.error)
         return
     best, prob = ans.top[0]
-    st.image(ans.overlay, caption=f"says {best} ({prob:.0%}); Grad-CAM: red = what drove “{best}”", width="stretch")
+    st.image(ans.overlay, caption=f"says {best} ({prob:{charts.PERCENT}}); Grad-CAM: red = what drove “{best}”",
+             width="stretch")
+    if ans.note:
+        st.info(f"Empty heat map: {ans.note}.", icon=":material/info:")
     # The chart's height includes its axis and title (autosize "fit"): leave ~22 px per bar above them.
     st.altair_chart(charts.topk_bars(ans.top, height=70 + 22 * len(ans.top)), width="stretch")

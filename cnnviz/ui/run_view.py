@@ -34,17 +34,19 @@ def show_run(run_id: int) -> bool:
         st.warning(f"Run {run_id} is not in the run store (deleted?). Set up a new run below.")
         state.detach()
         return False
-    head, new = st.columns([5, 1])
-    head.subheader(f"Run {run.id}" + (f": {run.name}" if run.name else ""))
-    head.caption(describe(run.config))
-    if new.button("New run", key="train_detach", help="Stop watching this run (it carries on) and set up another."):
-        state.detach()
-        st.rerun()
-    if run.status in TERMINAL and new.button("Train again...", key="train_again",
-                                             help="Fill the form with this run's settings to change one and rerun."):
-        state.prefill_train_form(run.config)
-        state.detach()
-        st.rerun()
+    st.subheader(f"Run {run.id}" + (f": {run.name}" if run.name else ""))
+    st.caption(describe(run.config))
+    with st.container(horizontal=True):  # short labels in a row that wraps: never "Ne..." on a narrow screen
+        if st.button("New", key="train_detach", icon=":material/add:",
+                     help="Stop watching this run (it carries on) and set up another."):
+            state.detach()
+            st.rerun()
+        if run.status in TERMINAL and st.button("Again", key="train_again", icon=":material/replay:",
+                                                help="Train again: fill the form with this run's settings "
+                                                     "to change one and rerun."):
+            state.prefill_train_form(run.config)
+            state.detach()
+            st.rerun()
     if run.status in TERMINAL:
         show_results(run, store)
     else:
@@ -79,35 +81,49 @@ def live_panel(run_id: int) -> None:
                             started_at=run.started_at, now=time.time(), queue_position=job.queue_position,
                             expected_batches=st.session_state.get("train_expected_batches", {}).get(run_id),
                             stopping=job.stopping, message=run.message)
-    bar, stop = st.columns([5, 1])
+    bar, stop = st.columns([5, 1], vertical_alignment="bottom")
     bar.progress(progress.fraction, text=progress.text)
-    if stop.button("Stop", key="train_stop", type="primary", disabled=job.stopping,
+    if stop.button("Stop", width="stretch", key="train_stop", type="primary", disabled=job.stopping,
                    help="Ends within one batch; the best epoch so far is kept."):
         manager.stop(run_id)
         st.toast(f"Stopping run {run_id}...")
-    draw_curves(epochs, batches, epochs_total=run.config.epochs)
+    draw_curves(epochs, batches, epochs_total=run.config.epochs, num_classes=len(run.classes or []))
 
 
-def draw_curves(epochs: list[dict], batches: list[dict], *, epochs_total: int | None = None) -> None:
-    """Loss and accuracy by epoch, the per-batch loss trace and the epoch table."""
+def draw_curves(epochs: list[dict], batches: list[dict], *, epochs_total: int | None = None,
+                num_classes: int = 0) -> None:
+    """Loss and accuracy by epoch (with the chance level), the per-batch loss trace and the epoch table."""
     if epochs:
         frame = pd.DataFrame(epochs)
+        chance = 1.0 / num_classes if num_classes else None
         left, right = st.columns(2)
         left.altair_chart(charts.curves(frame, metric="loss", epochs_total=epochs_total), width="stretch")
-        right.altair_chart(charts.curves(frame, metric="acc", epochs_total=epochs_total), width="stretch")
+        right.altair_chart(charts.curves(frame, metric="acc", epochs_total=epochs_total, chance=chance),
+                           width="stretch")
     if batches:
         st.altair_chart(charts.batch_loss(pd.DataFrame(batches)), width="stretch")
     if epochs:
-        st.dataframe(epoch_table(epochs), hide_index=True, key=None)
+        st.dataframe(epoch_table(epochs), hide_index=True, key=None, column_config=EPOCH_COLUMNS)
     elif not batches:
         st.caption("Curves appear after the first batches.")
 
 
+ACCURACY_COLUMNS = ("train_acc", "val_acc", "val_top5")
+# Accuracies in percent with one decimal, as on every other chart and metric of the app.
+EPOCH_COLUMNS = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in ACCURACY_COLUMNS}
+EPOCH_COLUMNS.update({"seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
+                      "images_per_sec": st.column_config.NumberColumn("images/s", format="%.0f")})
+
+
 def epoch_table(epochs: list[dict]) -> pd.DataFrame:
-    """The epoch rows with readable columns (nested values such as gradient norms left out)."""
+    """The epoch rows with readable columns (accuracies in percent; nested values such as gradient norms left out)."""
     columns = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "seconds", "images_per_sec"]
     frame = pd.DataFrame(epochs)
-    return frame[[c for c in columns if c in frame.columns]].round(4)
+    frame = frame[[c for c in columns if c in frame.columns]].round(4)
+    for column in ACCURACY_COLUMNS:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce") * 100
+    return frame
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -116,14 +132,16 @@ def show_results(run, store: RunStore) -> None:
     """Status, best accuracy, curves, confusion matrix with its images, per-class accuracy, downloads."""
     level, text = status_message(run.status, run.message)
     getattr(st, level)(text)
-    c = st.columns(4)
-    c[0].metric("Best val accuracy", f"{run.best_val_acc:.1%}" if run.best_val_acc is not None else "n/a")
-    c[1].metric("Best epoch", f"{run.best_epoch} of {run.config.epochs}" if run.best_epoch else "n/a")
-    c[2].metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a")
-    c[3].metric("Images per class", run.config.subset or "all")
+    with st.container(horizontal=True):  # metrics of a fixed width wrap instead of cutting their labels
+        st.metric("Best val accuracy", f"{run.best_val_acc:{charts.PERCENT}}" if run.best_val_acc is not None else "n/a",
+                  width=170)
+        st.metric("Best epoch", f"{run.best_epoch} of {run.config.epochs}" if run.best_epoch else "n/a", width=170)
+        st.metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a", width=170)
+        st.metric("Images per class", run.config.subset or "all", width=170)
     epochs = store.epochs(run.id)
     with st.expander("Curves and epochs", expanded=True):
-        draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs)
+        draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs,
+                    num_classes=len(run.classes or []))
     if run.confusion and run.classes:
         confusion_section(run)
     downloads(run, store)
@@ -135,14 +153,15 @@ def confusion_section(run) -> None:
     frame = charts.confusion_frame(run.confusion, run.classes)
     cells = confusion_cells(run.confusion, run.classes)
     key = f"train_cell_{run.id}"
-    left, right = st.columns([3, 2])
-    with left:
-        st.altair_chart(charts.confusion(frame, selectable=True, size=min(420, 60 + 32 * len(run.classes))),
+    # The matrix keeps its square size (from its class count); per-class bars sit beside it, or below on a
+    # narrow screen.
+    with st.container(horizontal=True, gap="large"):
+        st.altair_chart(charts.confusion(frame, selectable=True), width="content",
                         key=f"train_confusion_{run.id}", on_select=functools.partial(_cell_clicked, run.id, cells),
                         selection_mode=charts.CONFUSION_SELECTION)
-    with right:
         if run.per_class_acc:
-            st.altair_chart(charts.per_class_accuracy(run.classes, run.per_class_acc), width="stretch")
+            with st.container(width=320):
+                st.altair_chart(charts.per_class_accuracy(run.classes, run.per_class_acc), width="stretch")
     if not cells:
         return
     if st.session_state.get(key) not in cells:
@@ -205,16 +224,18 @@ def validation_split(run):
 
 def downloads(run, store: RunStore) -> None:
     """Download buttons: the best checkpoint, the run card (config + results) and the per-epoch CSV."""
-    c = st.columns(3)
-    if run.checkpoint:
-        from pathlib import Path
+    with st.container(horizontal=True):
+        if run.checkpoint:
+            from pathlib import Path
 
-        ckpt = Path(run.checkpoint)
-        if ckpt.exists():
-            c[0].download_button("Checkpoint (.pt)", data=lambda: ckpt.read_bytes(), file_name=f"cnnviz-run-{run.id}.pt",
-                                 mime="application/octet-stream", key="train_dl_checkpoint", icon=":material/download:")
-    c[1].download_button("Run card (JSON)", data=json.dumps(store.run_card(run.id), indent=2),
-                         file_name=f"cnnviz-run-{run.id}.json", mime="application/json", key="train_dl_card",
-                         icon=":material/download:")
-    c[2].download_button("Epochs (CSV)", data=store.export_csv(run.id), file_name=f"cnnviz-run-{run.id}.csv",
-                         mime="text/csv", key="train_dl_csv", icon=":material/download:")
+            ckpt = Path(run.checkpoint)
+            if ckpt.exists():
+                st.download_button("Checkpoint", data=lambda: ckpt.read_bytes(), file_name=f"cnnviz-run-{run.id}.pt",
+                                   mime="application/octet-stream", key="train_dl_checkpoint",
+                                   icon=":material/download:", help="The best epoch's weights (.pt)")
+        st.download_button("Run card", data=json.dumps(store.run_card(run.id), indent=2),
+                           file_name=f"cnnviz-run-{run.id}.json", mime="application/json", key="train_dl_card",
+                           icon=":material/download:", help="Settings and results (JSON)")
+        st.download_button("Epochs", data=store.export_csv(run.id), file_name=f"cnnviz-run-{run.id}.csv",
+                           mime="text/csv", key="train_dl_csv", icon=":material/download:",
+                           help="One row per epoch (CSV)")
