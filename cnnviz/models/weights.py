@@ -30,6 +30,11 @@ class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither in the torch cache nor downloadable; says where to put the file."""
 
 
+# Largest weights file an uploader takes (Streamlit holds uploads in memory): AlexNet's ImageNet
+# weights are 233 MB, ResNet-50's 98 MB; VGG's (507-528 MB) go in the torch cache, not through a browser.
+MAX_WEIGHTS_MB = 300
+
+
 class WeightsError(ValueError):
     """A weights file that cannot be used: unsafe (pickled code), unreadable, or not fitting the model.
 

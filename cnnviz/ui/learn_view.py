@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from cnnviz import charts
 from cnnviz import learn, recipes
 from cnnviz.data import get_dataset_spec, list_datasets
+from cnnviz.data.images import EXTENSIONS, MAX_PHOTO_MB, ImageLoadError, load_image
 from cnnviz.models import get_spec, list_models
 from cnnviz.training.config import MODES
 from cnnviz.ui.predict_view import SAMPLES_DIR, cached_model
@@ -35,14 +37,10 @@ def _link_to_train(text: str) -> None:
 
 def picture(*, key: str, label: str = "Picture") -> Any:
     """A PIL image: an upload, a sample picture from assets/samples, or the generated one."""
-    from PIL import Image
-
-    from cnnviz.data.images import ImageLoadError, load_image
-
     samples = sorted(p.name for p in SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
     left, right = st.columns([1, 1])
     choice = left.selectbox(label, [GENERATED, *samples], key=f"{key}_sample")
-    upload = right.file_uploader("...or upload your own", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
+    upload = right.file_uploader("...or upload your own", type=list(EXTENSIONS), max_upload_size=MAX_PHOTO_MB,
                                  key=f"{key}_upload")
     if upload is not None:
         try:
