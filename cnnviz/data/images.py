@@ -43,7 +43,7 @@ FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF") + (("HEIF",) if HEIF_AVA
 EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif")
 MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
 # Largest photo an uploader takes, per file: a 40-megapixel phone photo is 10-25 MB; uploads are held in memory.
-MAX_PHOTO_MB = 50
+MAX_PHOTO_MB = 30
 # The ISO base media file brands of HEIC/HEIF stills (the bytes after "ftyp" at offset 4).
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 

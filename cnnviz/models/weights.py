@@ -30,9 +30,10 @@ class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither in the torch cache nor downloadable; says where to put the file."""
 
 
-# Largest weights file an uploader takes (Streamlit holds uploads in memory): AlexNet's ImageNet
-# weights are 233 MB, ResNet-50's 98 MB; VGG's (507-528 MB) go in the torch cache, not through a browser.
-MAX_WEIGHTS_MB = 300
+# Largest weights file an uploader takes (Streamlit holds uploads in memory): ResNet-18/34/50's ImageNet
+# weights are 45-98 MB and CIFAR-sized models a few MB; AlexNet's (233 MB) and VGG's (507-528 MB) files
+# go in the torch cache folder (``hub_checkpoints_dir``), where they load offline, not through a browser.
+MAX_WEIGHTS_MB = 200
 
 
 class WeightsError(ValueError):
