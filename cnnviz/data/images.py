@@ -74,8 +74,8 @@ def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIX
         if not HEIF_AVAILABLE and is_heif(fp.getvalue()):
             raise ImageLoadError(f"{label}: a HEIC/HEIF photo, which needs pillow-heif to read: run "
                                  f"`{HEIF_INSTALL}` and restart, or save the photo as JPEG") from None
-        raise ImageLoadError(f"{label}: not a readable image; use a {', '.join(EXTENSIONS[:-1])} or "
-                             f"{EXTENSIONS[-1]} file") from None
+        raise ImageLoadError(f"{label}: not a readable image; use a jpg, png, webp, bmp, gif, tiff or heic file"
+                             ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(
             f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "
