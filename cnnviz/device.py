@@ -1,10 +1,17 @@
-"""The one place that picks the compute device."""
+"""The one place that picks the compute device.
+
+torch is imported inside the functions that need it, so ``describe_cpu`` stays cheap for the
+Home page's sidebar, which paints before torch has loaded.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -12,6 +19,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
     Asking for a device that is not there raises ``ValueError`` with what is available.
     """
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -25,13 +34,35 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def usable_cores() -> tuple[int, int]:
+    """(cores this process may run on, cores in the machine); they differ in containers and under taskset."""
+    total = os.cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)), total
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        return total, total
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def describe_cpu(threads: int | None = None) -> str:
+    """The CPU as the sidebar shows it, e.g. ``cpu (2 cores)`` or ``cpu (2 of 16 cores, 2 torch threads)``."""
+    usable, total = usable_cores()
+    cores = _plural(usable, "core") if usable == total else f"{usable} of {_plural(total, 'core')}"
+    return f"cpu ({cores})" if threads is None else f"cpu ({cores}, {_plural(threads, 'torch thread')})"
+
+
 def describe_device(device: torch.device | str = "auto") -> str:
-    """A short human description, e.g. ``cpu (2 threads)`` or ``cuda (NVIDIA A100)``."""
+    """A short human description, e.g. ``cpu (2 cores, 2 torch threads)`` or ``cuda (NVIDIA A100)``."""
+    import torch
+
     device = pick_device(device) if isinstance(device, str) else device
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return describe_cpu(torch.get_num_threads())
     return device.type
 
 

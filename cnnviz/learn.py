@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnviz.models.resnet import ShortcutA
+
 # AlexNet's PCA colour noise uses the RGB eigenvectors/eigenvalues of the ImageNet training set
 # (Krizhevsky et al. 2012, section 4.1); these are the figures fb.resnet.torch published for it.
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
@@ -188,14 +190,39 @@ def pca_colour_samples(image: torch.Tensor, *, count: int = 4, std: float = 0.1,
     return out
 
 
+# ---------------------------------------------------------------- AlexNet's optimiser
+# Krizhevsky et al. 2012, section 5: SGD, batch 128, momentum 0.9, weight decay 5e-4, lr 0.01
+# divided by 10 when the validation error stopped improving.
+ALEXNET_OPTIMISER = {"optimizer": "sgd", "batch_size": 128, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+                     "scheduler": "plateau"}
+
+
+def compare_with_alexnet(values: dict[str, Any]) -> pd.DataFrame:
+    """AlexNet's optimiser settings beside ``values`` (e.g. a config's fields): setting, AlexNet, here, same."""
+    rows = [{"setting": key, "AlexNet paper": f"{paper:g}" if isinstance(paper, float) else str(paper),
+             "here": f"{values[key]:g}" if isinstance(values[key], float) else str(values[key]),
+             "same": values[key] == paper}
+            for key, paper in ALEXNET_OPTIMISER.items()]
+    return pd.DataFrame(rows, columns=["setting", "AlexNet paper", "here", "same"])
+
+
 # ---------------------------------------------------------------- residual blocks and shortcuts
 def option_a_shortcut(x: torch.Tensor, *, out_channels: int, stride: int = 2) -> torch.Tensor:
-    """He et al.'s option A: subsample by ``stride`` and append zero channels (no parameters)."""
-    sub = x[:, :, ::stride, ::stride]
-    extra = out_channels - x.shape[1]
-    if extra < 0:
+    """He et al.'s option A through the models' own ``ShortcutA``: subsample by ``stride``, add zero channels.
+
+    The zero channels are split evenly, half before and half after x's channels (no parameters).
+    """
+    if out_channels < x.shape[1]:
         raise ValueError(f"option A cannot reduce channels ({x.shape[1]} -> {out_channels})")
-    return F.pad(sub, (0, 0, 0, 0, 0, extra))
+    return ShortcutA(x.shape[1], out_channels, stride)(x)
+
+
+def option_a_padding(*, in_channels: int, out_channels: int) -> tuple[int, int]:
+    """How many zero channels option A puts before and after x's channels (as ``ShortcutA`` does)."""
+    x = torch.ones(1, in_channels, 1, 1)
+    kept = option_a_shortcut(x, out_channels=out_channels, stride=1)[0, :, 0, 0]
+    first = int(kept.nonzero()[0]) if in_channels else out_channels
+    return first, out_channels - in_channels - first
 
 
 def _basic_residual_branch(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -222,6 +249,8 @@ class ShortcutShapes:
     branch_params: int
     projection_params: int
     zero_channels: int
+    zeros_before: int = 0  # option A's zero channels in front of x's channels
+    zeros_after: int = 0  # ...and behind them
 
 
 def residual_shapes(*, in_channels: int = 16, out_channels: int = 32, stride: int = 2, size: int = 32) -> ShortcutShapes:
@@ -233,13 +262,14 @@ def residual_shapes(*, in_channels: int = 16, out_channels: int = 32, stride: in
         fx = branch(x)
         proj = projection(x)
     same = fx.shape == x.shape
-    opt_a = None
+    opt_a, before, after = None, 0, 0
     if not same and out_channels >= in_channels:
         opt_a = tuple(option_a_shortcut(x, out_channels=out_channels, stride=stride).shape)
+        before, after = option_a_padding(in_channels=in_channels, out_channels=out_channels)
     return ShortcutShapes(
         x=tuple(x.shape), fx=tuple(fx.shape), identity=tuple(x.shape) if same else None, option_a=opt_a,
         option_b=tuple(proj.shape), branch_params=count_params(branch), projection_params=count_params(projection),
-        zero_channels=max(0, out_channels - in_channels) if not same else 0,
+        zero_channels=max(0, out_channels - in_channels) if not same else 0, zeros_before=before, zeros_after=after,
     )
 
 
@@ -328,14 +358,35 @@ def toy_logits(*, margin: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
     return z, y
 
 
+EXACT_LOSS = "exact (float64)"
+# The forms that compute the same loss without the naive sigmoid-then-log step.
+EXACT_FORMS = ("CE [0, z]", "BCE-with-logits", "manual formula")
+NAIVE_BCE = "BCE(sigmoid(z))"
+# Losses are shown with this many decimals: float32 spaces numbers below 128 less than 1e-5 apart,
+# so at this precision a float32 loss is not showing digits it does not have.
+LOSS_DECIMALS = 5
+
+
+def _exact_loss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The binary cross-entropy of logit z for target y, in float64 with log1p: the reference value."""
+    z, y = z.double(), y.double()
+    return z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))
+
+
+def _values(t: torch.Tensor) -> list[float]:
+    # + 0.0 turns IEEE negative zero (CE's -log(1) in float32) into 0, which is what a loss of zero is
+    return (t.double() + 0.0).tolist()
+
+
 def loss_table(logits: torch.Tensor, targets: torch.Tensor) -> pd.DataFrame:
-    """Per-example losses of a two-class batch computed four ways (float32, as in training).
+    """Per-example losses of a two-class batch computed four ways in float32 (as in training), and exactly.
 
     - CE: softmax cross-entropy over the two logits [0, z] (same model, written as two classes);
     - BCE-with-logits: log-sum-exp form on z, stable for any z;
     - BCE on sigmoid(z): the naive two-step form; sigmoid rounds to exactly 0 or 1 for |z| >~ 17
       in float32 and the log then hits -inf (PyTorch clamps it at -100);
-    - manual: max(z,0) - z*y + log(1 + exp(-|z|)), the formula BCE-with-logits implements.
+    - manual: max(z,0) - z*y + log(1 + exp(-|z|)), the formula BCE-with-logits implements;
+    - exact: the same formula in float64, the reference the float32 values are compared with.
     """
     z = logits.float()
     y = targets.float()
@@ -346,14 +397,38 @@ def loss_table(logits: torch.Tensor, targets: torch.Tensor) -> pd.DataFrame:
     bce = F.binary_cross_entropy(p, y, reduction="none")
     manual = z.clamp(min=0) - z * y + torch.log1p(torch.exp(-z.abs()))
     return pd.DataFrame({
-        "logit z": z.tolist(), "target y": y.int().tolist(), "sigmoid(z)": p.tolist(),
-        "CE [0, z]": ce.tolist(), "BCE-with-logits": bcel.tolist(), "BCE(sigmoid(z))": bce.tolist(), "manual formula": manual.tolist(),
+        "logit z": _values(z), "target y": y.int().tolist(), "sigmoid(z)": _values(p),
+        "CE [0, z]": _values(ce), "BCE-with-logits": _values(bcel), NAIVE_BCE: _values(bce),
+        "manual formula": _values(manual), EXACT_LOSS: _values(_exact_loss(z, y)),
     })
+
+
+@dataclass(frozen=True)
+class Float32Error:
+    """How far one float32 form of the loss is from the exact value over a batch."""
+
+    form: str
+    max_abs_error: float  # the largest |float32 - exact| over the rows
+    at_logit: float  # the z of that row
+    agrees_when_rounded: bool  # equal to the exact loss in every row at LOSS_DECIMALS decimals
+
+
+def float32_errors(table: pd.DataFrame, *, forms: tuple[str, ...] = EXACT_FORMS) -> list[Float32Error]:
+    """Each form's largest distance from the exact loss, where it happens, and whether rounding hides it."""
+    exact = table[EXACT_LOSS]
+    out = []
+    for form in forms:
+        diff = (table[form] - exact).abs()
+        row = int(diff.idxmax())
+        agrees = bool((table[form].round(LOSS_DECIMALS) == exact.round(LOSS_DECIMALS)).all())
+        out.append(Float32Error(form=form, max_abs_error=float(diff.max()), at_logit=float(table.loc[row, "logit z"]),
+                                agrees_when_rounded=agrees))
+    return out
 
 
 def naive_bce_unstable_rows(table: pd.DataFrame, *, tolerance: float = 1e-3) -> list[int]:
     """Row indices where the naive BCE on sigmoid(z) disagrees with BCE-with-logits."""
-    diff = (table["BCE(sigmoid(z))"] - table["BCE-with-logits"]).abs()
+    diff = (table[NAIVE_BCE] - table["BCE-with-logits"]).abs()
     return [int(i) for i in table.index[diff > tolerance]]
 
 

@@ -452,3 +452,62 @@ def test_class_with_one_picture_cannot_be_split(tmp_path):
     path = write_class_folders(tmp_path, ["many", "lonely"], [5, 1], zip=True)
     with pytest.raises(DatasetError, match="class 'lonely' has only 1 picture"):
         load_dataset("folder", path=path, image_size=16)
+
+
+# -- uploads are named by the user's file name ------------------------------------------------------------------
+
+def _uploaded(tmp_path: Path, files: dict[str, bytes], name: str) -> Path:
+    """A zip saved the way the Train page saves an upload."""
+    from cnnviz.ui.logic import save_upload
+
+    return save_upload(write_zip(tmp_path / "made.zip", files).read_bytes(), folder=tmp_path / "uploads", filename=name)
+
+
+def test_messages_about_an_uploaded_zip_name_the_users_file(tmp_path):
+    path = _uploaded(tmp_path, {"loose.jpg": image_bytes(0), "other.jpg": image_bytes(1)}, "holiday photos.zip")
+    with pytest.raises(DatasetError, match="^holiday photos.zip has no class folders") as caught:
+        load_dataset("folder", path=path)
+    assert path.parent.name not in str(caught.value), "no internal hash in the message"
+    broken = _uploaded(tmp_path, {**_good_files(2), "c/1.jpg": b"junk", "c/2.jpg": b"junk"}, "pets.zip")
+    with pytest.raises(DatasetError, match=r"^pets.zip \(train\): none of the \d+ pictures of class 'c' could be read"):
+        load_dataset("folder", path=broken, split="train", val_split="official", image_size=16)
+
+
+# -- HEIC/HEIF photos --------------------------------------------------------------------------------------------
+
+def _heic_bytes(colour=(200, 30, 30), size=(40, 30)) -> bytes:
+    """A real HEIC file, encoded by pillow-heif."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(Image.new("RGB", size, colour)).save(buf, format="HEIF", quality=95)
+    return buf.getvalue()
+
+
+def test_heic_photo_loads_as_rgb():
+    data = _heic_bytes()
+    assert images.is_heif(data) and not images.is_heif(image_bytes(0))
+    image = images.load_image(data, name="IMG_0001.HEIC")
+    assert image.mode == "RGB" and image.size == (40, 30)
+    r, g, b = image.getpixel((20, 15))
+    assert r > 150 and g < 80 and b < 80, "the colour survives the lossy encoding"
+    assert {"heic", "heif"} <= set(images.EXTENSIONS) and "HEIF" in images.FORMATS
+
+
+def test_heic_without_pillow_heif_says_what_to_install(monkeypatch):
+    data = _heic_bytes()
+    monkeypatch.setattr(images, "HEIF_AVAILABLE", False)
+    monkeypatch.setattr(images, "FORMATS", tuple(f for f in images.FORMATS if f != "HEIF"))
+    with pytest.raises(images.ImageLoadError, match="IMG_0001.HEIC: a HEIC/HEIF photo.*pip install pillow-heif"):
+        images.load_image(data, name="IMG_0001.HEIC")
+    with pytest.raises(images.ImageLoadError, match="not a readable image; use a jpg, png, webp, bmp, gif, tiff or heic file"):
+        images.load_image(b"plain text", name="notes.txt")
+
+
+def test_heic_pictures_in_a_zip_of_class_folders(tmp_path):
+    files = {f"red/{i}.heic": _heic_bytes((220, 20, 20)) for i in range(3)}
+    files.update({f"blue/{i}.HEIC": _heic_bytes((20, 20, 220)) for i in range(3)})
+    data = load_dataset("folder", path=write_zip(tmp_path / "phone.zip", files), split="train", val_split="official",
+                        image_size=16)
+    assert data.classes == ["blue", "red"] and set(data.labels.tolist()) == {0, 1}, "both classes' HEIC pictures decoded"
+    red = data.images[data.labels == 1].float().mean(dim=(0, 2, 3))
+    assert red[0] > 150 and red[2] < 80

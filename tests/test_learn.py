@@ -72,15 +72,32 @@ def test_option_a_shortcut_and_block_shapes():
     x = torch.randn(2, 16, 32, 32)
     y = learn.option_a_shortcut(x, out_channels=32)
     assert y.shape == (2, 32, 16, 16)
-    assert torch.equal(y[:, :16], x[:, :, ::2, ::2]) and (y[:, 16:] == 0).all()
+    # the models' ShortcutA splits the zero channels evenly: 8 before x's channels, 8 after
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and (y[:, :8] == 0).all() and (y[:, 24:] == 0).all()
     shapes = learn.residual_shapes(in_channels=16, out_channels=32, stride=2, size=32)
     assert shapes.fx == shapes.option_a == shapes.option_b == (1, 32, 16, 16)
     assert shapes.identity is None and shapes.zero_channels == 16
+    assert (shapes.zeros_before, shapes.zeros_after) == (8, 8)
+    assert learn.option_a_padding(in_channels=16, out_channels=21) == (2, 3)
     assert shapes.projection_params == 16 * 32 + 2 * 32  # 1x1 conv + BN scale/shift
     same = learn.residual_shapes(in_channels=16, out_channels=16, stride=1)
     assert same.identity == same.fx and same.option_a is None
     with pytest.raises(ValueError):
         learn.option_a_shortcut(x, out_channels=8)
+
+
+def test_option_a_is_the_models_shortcut():
+    from cnnviz.models import get_model
+    from cnnviz.models.resnet import ShortcutA
+
+    model = get_model("cifar_resnet", num_classes=10, options={"shortcut": "A"})
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "shortcut", None), ShortcutA)]
+    assert blocks, "the CIFAR ResNet with shortcut A uses ShortcutA"
+    block = blocks[0]
+    x = torch.randn(1, block.conv1.in_channels, 8, 8)
+    expected = block.shortcut(x)
+    assert torch.equal(expected, learn.option_a_shortcut(x, out_channels=block.conv1.out_channels,
+                                                         stride=block.shortcut.stride))
 
 
 def test_bottleneck_param_counts():
@@ -99,6 +116,36 @@ def test_losses_agree_and_naive_bce_breaks_for_large_logits():
     assert bad == [4], "z = 40 with target 0: sigmoid rounds to 1 and the log is clamped at -100"
     assert table.loc[4, "BCE(sigmoid(z))"] == pytest.approx(100.0)
     assert table.loc[4, "BCE-with-logits"] == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("margin", [0.5, 2.0, 17.0, 24.5, 30.0])
+def test_exact_forms_stay_within_float32_rounding_of_the_exact_loss(margin):
+    table = learn.loss_table(*learn.toy_logits(margin=margin))
+    losses = table.drop(columns=["logit z", "target y", "sigmoid(z)"])
+    assert not (losses.map(lambda v: math.copysign(1.0, v)) < 0).any().any(), "no negative zero, no negative loss"
+    exact = table[learn.EXACT_LOSS]
+    errors = learn.float32_errors(table)
+    assert [e.form for e in errors] == list(learn.EXACT_FORMS)
+    for error in errors:
+        diff = (table[error.form] - exact).abs()
+        assert error.max_abs_error == pytest.approx(diff.max())
+        assert error.max_abs_error < 1e-6, "float32 rounding, nothing worse"
+        assert error.at_logit == table.loc[diff.idxmax(), "logit z"]
+        rounded = (table[error.form].round(learn.LOSS_DECIMALS) == exact.round(learn.LOSS_DECIMALS)).all()
+        assert error.agrees_when_rounded == bool(rounded)
+
+
+def test_logit_scale_30_ce_is_zero_where_the_exact_loss_is_tiny():
+    table = learn.loss_table(*learn.toy_logits(margin=30.0))
+    assert table.loc[0, "CE [0, z]"] == 0.0 and math.copysign(1.0, table.loc[0, "CE [0, z]"]) == 1.0
+    assert table.loc[0, learn.EXACT_LOSS] == pytest.approx(math.log1p(math.exp(-30.0)))
+
+
+def test_compare_with_alexnet():
+    table = learn.compare_with_alexnet({**learn.ALEXNET_OPTIMISER, "batch_size": 64, "scheduler": "none"})
+    assert list(table["setting"]) == list(learn.ALEXNET_OPTIMISER)
+    assert set(table[~table["same"]]["setting"]) == {"batch_size", "scheduler"}
+    assert table.set_index("setting").loc["weight_decay", "here"] == "0.0005"
 
 
 def test_se_gate_weights_read_every_se_block():

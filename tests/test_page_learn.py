@@ -67,3 +67,30 @@ def test_se_gates_and_filters_of_a_trained_run(se_run):
     assert len(maps.get("image")) >= 2, "the filter grid and the feature maps"
     maps.selectbox(key="learn_maps_layer").set_value(maps.selectbox(key="learn_maps_layer").options[-1]).run()
     assert not maps.exception, maps.exception
+
+
+def test_optimiser_text_is_the_train_pages_actual_default():
+    from cnnviz import learn, recipes
+
+    at = _open("AlexNet's ingredients")
+    config = recipes.default_config()
+    text = next(m.value for m in at.markdown if "Train page's first run" in m.value)
+    assert config.describe() in text
+    differ = [k for k, v in learn.ALEXNET_OPTIMISER.items() if getattr(config, k) != v]
+    for key in differ:
+        assert f"`{key}`" in text.split("differs in")[1]
+    assert "uses the same defaults" not in text
+    table = next(d.value for d in at.dataframe if "AlexNet paper" in d.value.columns)
+    assert table.set_index("setting").loc["scheduler", "here"] == config.scheduler
+
+
+def test_losses_at_logit_scale_30_say_how_far_float32_is():
+    at = _open("Losses for two classes")
+    at.slider(key="learn_loss_margin").set_value(30.0).run()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    losses = table.drop(columns=["logit z", "target y", "sigmoid(z)"])
+    assert not losses.map(lambda v: str(v).startswith("-")).any().any(), "no -0"
+    note = next(c.value for c in at.caption if "are the same loss" in c.value)
+    assert "of the exact value" in note and "z = 15" in note
+    assert any("(z = 15, z = 40)" in c.value for c in at.caption), "the naive form is wrong at z = 15 and 40"

@@ -259,3 +259,11 @@ def test_one_epoch_is_singular():
                               now=1.0)
     assert done.text == "Finished after 1 of 1 epoch."
     assert logic.plural(3, "epoch") == "3 epochs"
+
+
+def test_save_upload_keeps_the_users_file_name(tmp_path):
+    path = logic.save_upload(make_zip(), folder=tmp_path / "uploads", filename="My pets (2024).zip")
+    assert path.name == "My pets _2024_.zip" and path.parent.parent == tmp_path / "uploads"
+    assert len(path.parent.name) == 16, "the content hash names the folder"
+    odd = logic.save_upload(b"\x80\x02w", folder=tmp_path, filename="../../evil/..pth", kind="weights")
+    assert odd.parent.parent == tmp_path and odd.suffix == ".pth"

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from cnnviz.data.base import DatasetError
+from cnnviz.data.images import EXTENSIONS
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+# The single-picture loader's extensions, plus netpbm files that datasets sometimes ship.
+IMAGE_EXTENSIONS = {f".{ext}" for ext in EXTENSIONS} | {".ppm", ".pgm"}
+# Largest .zip of class folders an uploader takes: Streamlit holds an upload in memory, and a class server
+# may have under 3 GB. Enough for the course's datasets as JPEGs (CIFAR-10 ~60 MB, hymenoptera ~45 MB).
+MAX_ZIP_MB = 200
 MAX_MEMBERS = 500_000  # CIFAR-10 as JPEGs is 60,000
 MAX_TOTAL_BYTES = 8 * 1024**3  # uncompressed; ImageNet-sized uploads are out of scope for a class
 MAX_RATIO = 100  # JPEG/PNG barely compress; a ratio like this is a zip bomb

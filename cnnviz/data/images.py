@@ -25,13 +25,27 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+try:  # iPhones save photos as HEIC; pillow-heif teaches Pillow to read HEIC and HEIF
+    import pillow_heif
+except ImportError:  # the uploaders still accept .heic, and the message says what to install
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
+
 CHUNK = 2048  # files read and decoded per step: bounds the raw bytes held at once
 BATCH_RESIZE_MIN = 16  # this many same-sized pictures resize faster as one torch batch than one by one
+HEIF_AVAILABLE = pillow_heif is not None
+HEIF_INSTALL = "pip install pillow-heif==1.8.1"
 # Formats we decode (phones' MPO files open as JPEG). Passing this list to Image.open also keeps
 # Pillow from trying plugins that call out to other programs (EPS runs Ghostscript).
-FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
-EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF") + (("HEIF",) if HEIF_AVAILABLE else ())
+# What the uploaders accept: HEIC/HEIF even without pillow-heif, so the user sees why it failed.
+EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif")
 MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
+# Largest photo an uploader takes, per file: a 40-megapixel phone photo is 10-25 MB; uploads are held in memory.
+MAX_PHOTO_MB = 30
+# The ISO base media file brands of HEIC/HEIF stills (the bytes after "ftyp" at offset 4).
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 
 
 class ImageLoadError(ValueError):
@@ -57,8 +71,11 @@ def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIX
     except ImageLoadError:
         raise
     except Image.UnidentifiedImageError:
-        raise ImageLoadError(
-            f"{label}: not a readable image; use a jpg, png, webp, bmp, gif or tiff file") from None
+        if not HEIF_AVAILABLE and is_heif(fp.getvalue()):
+            raise ImageLoadError(f"{label}: a HEIC/HEIF photo, which needs pillow-heif to read: run "
+                                 f"`{HEIF_INSTALL}` and restart, or save the photo as JPEG") from None
+        raise ImageLoadError(f"{label}: not a readable image; use a jpg, png, webp, bmp, gif, tiff or heic file"
+                             ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(
             f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "
@@ -69,7 +86,12 @@ def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIX
             f"{label}: the file is damaged or truncated ({reason}); save or download it again") from None
 
 
-def _open_source(data) -> BinaryIO:
+def is_heif(data: bytes) -> bool:
+    """Whether ``data`` starts like a HEIC/HEIF still image (an ISO media 'ftyp' box with a HEIF brand)."""
+    return data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS
+
+
+def _open_source(data) -> io.BytesIO:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return io.BytesIO(bytes(data))
     if isinstance(data, (str, Path)):

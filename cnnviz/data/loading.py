@@ -170,7 +170,8 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
         positions = picked if positions is None else positions[picked]
     images, ok = _decode(index, split_name, positions, size, progress)
     chosen_labels = all_labels if positions is None else all_labels[positions]
-    _check_classes(classes, chosen_labels, chosen_labels[ok], f"{name} {split}")
+    source = path_obj.name if path_obj is not None and spec.needs_path else spec.label  # the user's file, by its name
+    _check_classes(classes, chosen_labels, chosen_labels[ok], f"{source} ({split})")
     coarse = split_index.coarse if positions is None or split_index.coarse is None else split_index.coarse[positions]
     return ImageData(
         images=images[ok] if not bool(ok.all()) else images,

@@ -46,7 +46,7 @@ def get_model(name: str, *, num_classes: int, options: dict[str, Any] | None = N
             raise WeightsError(str(exc)) from None
         state, meta = load_weights_file(path)
         if meta.get("arch") not in (None, name):
-            raise WeightsError(f"{path.name} is a checkpoint of {meta['arch']}, not of {name}")
+            raise WeightsError(f"{path.name} is a checkpoint of {_named(meta['arch'])}, not of the {spec.label} ({name})")
         if options is None and isinstance(meta.get("options"), dict):
             options = meta["options"]
         resolved = resolve_options(name, options)
@@ -59,6 +59,14 @@ def get_model(name: str, *, num_classes: int, options: dict[str, Any] | None = N
     if head_module(model).out_features != num_classes:
         replace_head(model, num_classes)
     return model
+
+
+def _named(arch: Any) -> str:
+    """An architecture's name with its display name (the name alone when it is not registered)."""
+    try:
+        return f"{arch}, the {get_spec(arch).label}"
+    except (ValueError, TypeError):
+        return str(arch)
 
 
 def _tag(model: nn.Module, spec: ModelSpec, options: dict[str, Any]) -> nn.Module:

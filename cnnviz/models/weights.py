@@ -30,6 +30,12 @@ class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither in the torch cache nor downloadable; says where to put the file."""
 
 
+# Largest weights file an uploader takes (Streamlit holds uploads in memory): ResNet-18/34/50's ImageNet
+# weights are 45-98 MB and CIFAR-sized models a few MB; AlexNet's (233 MB) and VGG's (507-528 MB) files
+# go in the torch cache folder (``hub_checkpoints_dir``), where they load offline, not through a browser.
+MAX_WEIGHTS_MB = 200
+
+
 class WeightsError(ValueError):
     """A weights file that cannot be used: unsafe (pickled code), unreadable, or not fitting the model.
 

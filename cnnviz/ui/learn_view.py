@@ -12,9 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from cnnviz import charts
-from cnnviz import learn
+from cnnviz import learn, recipes
+from cnnviz.data import get_dataset_spec, list_datasets
+from cnnviz.data.images import EXTENSIONS, MAX_PHOTO_MB, ImageLoadError, load_image
+from cnnviz.models import get_spec, list_models
+from cnnviz.training.config import MODES
 from cnnviz.ui.predict_view import SAMPLES_DIR, cached_model
 from cnnviz.ui.widgets import open_store
 
@@ -32,14 +37,10 @@ def _link_to_train(text: str) -> None:
 
 def picture(*, key: str, label: str = "Picture") -> Any:
     """A PIL image: an upload, a sample picture from assets/samples, or the generated one."""
-    from PIL import Image
-
-    from cnnviz.data.images import ImageLoadError, load_image
-
     samples = sorted(p.name for p in SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
     left, right = st.columns([1, 1])
     choice = left.selectbox(label, [GENERATED, *samples], key=f"{key}_sample")
-    upload = right.file_uploader("...or upload your own", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"],
+    upload = right.file_uploader("...or upload your own", type=list(EXTENSIONS), max_upload_size=MAX_PHOTO_MB,
                                  key=f"{key}_upload")
     if upload is not None:
         try:
@@ -162,15 +163,45 @@ def pca_colour() -> None:
                    "brightness (all three channels together), the others shift the tint.")
 
 
+@st.cache_data(show_spinner=False)
+def plateau_recipes() -> list[tuple[str, str, str]]:
+    """(architecture label, dataset label, mode) of every recipe that starts with the plateau schedule."""
+    found = []
+    for arch in list_models():
+        for dataset in list_datasets():
+            for mode in MODES:
+                if recipes.registry_recipe(arch=arch, dataset=dataset, mode=mode).values["scheduler"] == "plateau":
+                    found.append((get_spec(arch).label, get_dataset_spec(dataset).label, mode))
+    return found
+
+
+def _plateau_sentence(found: list[tuple[str, str, str]]) -> str:
+    if not found:
+        return "No recipe starts with `scheduler=plateau`; pick it on the Train page."
+    archs, datasets, modes = (sorted({row[i] for row in found}) for i in range(3))
+    if len(found) == len(archs) * len(datasets) * len(modes):  # every combination: say it in one line
+        return (f"The recipes start with `scheduler=plateau` only in mode {' / '.join(f'`{m}`' for m in modes)}, "
+                f"for {', '.join(archs)}, on {' and '.join(datasets)}.")
+    return ("The recipes start with `scheduler=plateau` only for "
+            + "; ".join(f"{a} ({m}) on {d}" for a, d, m in found) + ".")
+
+
 def sgd_recipe() -> None:
-    """AlexNet's optimiser settings and update rule."""
+    """AlexNet's optimiser settings and update rule, beside the Train page's actual defaults."""
     st.markdown("#### AlexNet's optimiser")
     st.markdown("Stochastic gradient descent with momentum 0.9 and weight decay 5e-4, batch 128, learning rate "
-                "0.01 divided by 10 whenever the validation error stopped improving (three times in 90 epochs). "
-                "The Train page uses the same defaults (`optimizer=sgd`, `momentum=0.9`, `weight_decay=5e-4`, "
-                "`scheduler=plateau`).")
+                "0.01 divided by 10 whenever the validation error stopped improving (three times in 90 epochs).")
     st.latex(r"v_{t+1}=0.9\,v_t-0.0005\,\epsilon\,w_t-\epsilon\,\Big\langle\frac{\partial L}{\partial w}\Big\rangle_{D_t},"
              r"\qquad w_{t+1}=w_t+v_{t+1}")
+    config = recipes.default_config()
+    table = learn.compare_with_alexnet(config.to_dict())
+    same = table[table["same"]]["setting"].tolist()
+    differ = table[~table["same"]]["setting"].tolist()
+    text = f"The Train page's first run ({config.describe()}) keeps AlexNet's {', '.join(f'`{k}`' for k in same) or 'none'}"
+    if differ:
+        text += f" and differs in {', '.join(f'`{k}`' for k in differ)}"
+    st.markdown(text + ". " + _plateau_sentence(plateau_recipes()))
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 # -- residual networks ----------------------------------------------------------------------------
@@ -183,7 +214,8 @@ def residual_blocks() -> None:
                 "identity path back to earlier layers.")
     st.latex(r"y=F(x,\{W_i\})+x,\qquad \frac{\partial y}{\partial x}=\frac{\partial F}{\partial x}+I")
     st.markdown("When F changes the shape (more channels, stride 2) x cannot be added as it is. Two fixes "
-                "(He et al. 2016): **option A** subsamples x and pads the new channels with zeros (no parameters); "
+                "(He et al. 2016): **option A** subsamples x and adds zero channels, half before and half after x's "
+                "channels as this project's ResNets do (no parameters); "
                 "**option B** projects it with a 1x1 convolution W_s.")
     st.latex(r"\text{option B: } y=F(x,\{W_i\})+W_s x")
     cols = st.columns(3)
@@ -202,7 +234,8 @@ def residual_blocks() -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if shapes.zero_channels:
-        st.caption(f"Option A appends {shapes.zero_channels} channels of zeros: those outputs get no shortcut, only "
+        st.caption(f"Option A adds {shapes.zero_channels} channels of zeros ({shapes.zeros_before} before x's "
+                   f"channels, {shapes.zeros_after} after): those outputs get no shortcut, only "
                    f"F(x). Option B costs {shapes.projection_params:,} extra parameters "
                    f"({shapes.projection_params / shapes.branch_params:.0%} of the block).")
 
@@ -279,21 +312,40 @@ def losses() -> None:
                 "binary cross-entropy on σ(z). They are the same model: softmax over [0, z] gives σ(z). Computing "
                 "σ first and then the log is where it goes wrong: in float32 σ(z) rounds to exactly 1 for z ≳ 17, "
                 "and log(1 - 1) = -∞ (PyTorch clamps the log at -100). `BCEWithLogits` uses the log-sum-exp form "
-                "and stays exact.")
+                "and stays within float32's rounding of the exact loss for any z.")
     st.latex(r"\mathrm{CE}=-\log\frac{e^{z_y}}{\sum_k e^{z_k}},\qquad "
              r"\mathrm{BCE}=-[y\log\sigma(z)+(1-y)\log(1-\sigma(z))]")
     st.latex(r"\mathrm{BCEWithLogits}=\max(z,0)-zy+\log\!\big(1+e^{-|z|}\big)")
     margin = st.slider("how confident the toy model is (logit scale)", 0.5, 30.0, 2.0, 0.5, key="learn_loss_margin")
     z, y = learn.toy_logits(margin=margin)
     table = learn.loss_table(z, y)
-    st.dataframe(table.style.format("{:.6g}"), hide_index=True, width="stretch")
+    losses_format = {column: f"{{:.{learn.LOSS_DECIMALS}f}}" for column in table.columns[3:]}
+    st.dataframe(table.style.format({"logit z": "{:g}", "sigmoid(z)": "{:.6g}", **losses_format}),
+                 hide_index=True, width="stretch")
     bad = learn.naive_bce_unstable_rows(table)
     if bad:
         rows = ", ".join(f"z = {table['logit z'][i]:g}" for i in bad)
-        st.caption(f"Rows where BCE on σ(z) is wrong ({rows}): the exact loss is what BCE-with-logits and the "
-                   "manual formula give; CE on [0, z] agrees with them everywhere.")
-    means = table[["CE [0, z]", "BCE-with-logits", "BCE(sigmoid(z))"]].mean()
-    st.caption("Batch means: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+        st.caption(f"Rows where BCE on σ(z) is wrong ({rows}): the exact loss is the last column, computed in "
+                   "float64.")
+    st.caption(float32_note(learn.float32_errors(table)))
+    means = table[["CE [0, z]", "BCE-with-logits", learn.NAIVE_BCE]].mean()
+    st.caption("Batch means: " + ", ".join(f"{k} {v:.{learn.LOSS_DECIMALS}f}" for k, v in means.items()))
+
+
+def float32_note(errors: list[learn.Float32Error]) -> str:
+    """What float32 rounding does to the exact forms of the loss, in numbers."""
+    worst = max(errors, key=lambda e: e.max_abs_error)
+    names = ", ".join(e.form for e in errors)
+    text = (f"{names} are the same loss. Computed in float32, as in training, each stays within "
+            f"{worst.max_abs_error:.1e} of the exact value (largest: {worst.form} at z = {worst.at_logit:g}): "
+            "float32 keeps about 7 significant digits, so a tiny loss next to a large logit can round to 0.")
+    off = [e for e in errors if not e.agrees_when_rounded]
+    if off:
+        text += (f" At {learn.LOSS_DECIMALS} decimals {', '.join(e.form for e in off)} shows a different last digit "
+                 "than the exact column: that tiny error falls on a rounding boundary.")
+    else:
+        text += f" At the {learn.LOSS_DECIMALS} decimals shown they all equal the exact column."
+    return text
 
 
 # -- inside a trained run -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,9 +135,10 @@ class UploadError(ValueError):
 
 
 def save_upload(data: bytes, *, folder: Path, filename: str = "", kind: str = "zip") -> Path:
-    """Store uploaded bytes under ``folder`` by content hash (re-uploads reuse the file); returns the path.
+    """Store uploaded bytes as ``folder/<content hash>/<the user's file name>``; returns the path.
 
-    ``kind="zip"`` checks the bytes really are a .zip archive (what is inside is
+    The hash folder makes re-uploads reuse the file; the user's name inside it is what messages
+    about the file show. ``kind="zip"`` checks the bytes really are a .zip archive (what is inside is
     checked by ``cnnviz.data`` when the dataset loads); ``kind="weights"`` keeps
     the bytes for ``torch.load(weights_only=True)`` to judge.
     """
@@ -147,12 +149,16 @@ def save_upload(data: bytes, *, folder: Path, filename: str = "", kind: str = "z
         raise UploadError(f"{name} is not a .zip archive. Zip a folder that holds one sub-folder per class "
                           "(e.g. ants/ and bees/, each with its pictures) and upload that.")
     suffix = ".zip" if kind == "zip" else (Path(filename).suffix.lower() or ".pth")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-    if not path.exists():
-        tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # atomic: a half-written upload never looks complete
+    stem = re.sub(r"[^\w.\- ]", "_", Path(Path(filename).name).stem).strip(" .")[:100] or "upload"
+    home = folder / hashlib.sha256(data).hexdigest()[:16]
+    earlier = sorted(p for p in home.glob("*") if not p.name.endswith(".part")) if home.is_dir() else []
+    if earlier:  # the same bytes came before: one copy, under the first name it had
+        return earlier[0]
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / f"{stem}{suffix}"
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # atomic: a half-written upload never looks complete
     return path
 
 

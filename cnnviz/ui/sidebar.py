@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import shutil
 import sys
@@ -12,13 +11,12 @@ from pathlib import Path
 import streamlit as st
 
 from cnnviz import paths
+from cnnviz.device import describe_cpu, describe_device
 from cnnviz.ui import state
 
 
 @functools.lru_cache(maxsize=1)
 def _torch_device() -> str:
-    from cnnviz.device import describe_device
-
     return describe_device()
 
 
@@ -34,7 +32,7 @@ def device_hint() -> str:
         return "a CUDA GPU (NVIDIA driver found)"
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         return "the Apple GPU (MPS)"
-    return f"cpu ({os.cpu_count()} cores)"
+    return describe_cpu()  # the same cores describe_device counts, without the torch threads it cannot know yet
 
 
 def draw_sidebar() -> None:
