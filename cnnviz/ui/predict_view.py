@@ -15,7 +15,7 @@ import torch
 
 from cnnviz import charts, compare, explain
 from cnnviz.compare import ModelChoice
-from cnnviz.data.images import EXTENSIONS
+from cnnviz.data.images import EXTENSIONS, MAX_PHOTO_MB
 from cnnviz.explain import ModelAnswer
 from cnnviz.predict import pretrained_weights
 from cnnviz.runs import RunStore
@@ -93,7 +93,8 @@ def picked_datasets() -> list[str]:
 def image_inputs() -> list[tuple[str, bytes]]:
     """Uploaded files, sample pictures and a camera shot, as ``(name, bytes)`` in that order."""
     uploads = st.file_uploader("Your pictures", type=list(EXTENSIONS), accept_multiple_files=True,
-                               key="predict_upload", help="jpg, png, webp, bmp, gif or tiff; several at once is fine")
+                               max_upload_size=MAX_PHOTO_MB, key="predict_upload",
+                               help=f"{', '.join(EXTENSIONS)}; up to {MAX_PHOTO_MB} MB each; several at once is fine")
     samples = st.multiselect("...or sample pictures that ship with the app", sample_names(), key="predict_samples",
                              placeholder="choose sample pictures")
     images = [(f.name, f.getvalue()) for f in uploads or []]
