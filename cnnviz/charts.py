@@ -257,16 +257,25 @@ def published_bars(frame: pd.DataFrame, *, height: int | None = None) -> alt.Cha
     return (bars + ticks + labels).properties(height=alt.Step(height or 36))
 
 
-def probe_depth(frame: pd.DataFrame, *, height: int = 260) -> alt.Chart:
-    """Linear-probe accuracy by depth: ``layer`` (in network order by ``depth``) against ``accuracy``."""
+def probe_depth(frame: pd.DataFrame, *, chance: float | None = None, height: int = 260,
+                split: str = "validation") -> alt.Chart:
+    """Linear-probe accuracy by depth: ``layer`` (in network order by ``depth``) against ``accuracy``.
+
+    The axis runs from 0 to 100% so a probe near chance looks near chance (a zoomed axis made a
+    33-point spread look like the whole range).
+    """
     order = list(frame.sort_values("depth")["layer"])
     base = alt.Chart(frame).encode(
         x=alt.X("layer:N", sort=order, title="features taken at (shallow to deep)", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(zero=False), title="probe accuracy"),
+        y=alt.Y("accuracy:Q", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1]),
+                title=f"probe accuracy ({split})"),
         tooltip=["layer:N", alt.Tooltip("accuracy:Q", format=".1%")],
     )
-    return (base.mark_line(point=alt.OverlayMarkDef(size=70, filled=True))
-            + base.mark_text(dy=-12, fontSize=11).encode(text=alt.Text("accuracy:Q", format=".1%"))).properties(height=height)
+    chart = (base.mark_line(point=alt.OverlayMarkDef(size=70, filled=True))
+             + base.mark_text(dy=-12, fontSize=11).encode(text=alt.Text("accuracy:Q", format=".1%")))
+    if chance:
+        chart = chart + chance_rule(chance)
+    return chart.properties(height=height)
 
 
 def grad_norms(frame: pd.DataFrame, *, height: int = 300) -> alt.Chart:

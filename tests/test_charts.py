@@ -132,3 +132,13 @@ def test_legends_keep_whole_run_names_and_scatter_labels_are_short():
     assert spec["layer"][1]["encoding"]["text"]["field"] == "tag"
     assert spec["layer"][0]["encoding"]["x"]["scale"]["padding"] > 0  # the last point's label stays inside
     assert "trainable" in charts.COST_TITLES["trainable_params"]
+
+
+def test_probe_depth_axis_spans_zero_to_one_with_chance():
+    import pandas as pd
+
+    frame = pd.DataFrame({"layer": ["input", "layer2", "layer4"], "depth": [0, 1, 2], "accuracy": [0.33, 0.5, 0.66]})
+    spec = json.dumps(charts.probe_depth(frame, chance=0.1).to_dict())
+    assert '"scale": {"domain": [0, 1]}' in spec
+    assert '"zero": false' not in spec
+    assert "chance 10" in spec

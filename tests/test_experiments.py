@@ -427,6 +427,28 @@ def test_init_choices_offer_earlier_runs_of_the_same_arch(tmp_path):
     assert ex.init_choices("alexnet", [], imagenet_available=True)[0][0] == "imagenet"
 
 
+def test_init_choices_put_the_best_earlier_run_first(tmp_path):
+    from cnnviz.runs import RunStore
+
+    store = RunStore(tmp_path / "home")
+    ids = [store.create(TrainConfig(arch="alexnet", dataset="shapes", image_size=64), name=f"alex {i}") for i in range(3)]
+    for run_id, acc in zip(ids, (0.9, 0.5, 0.7)):
+        store.set_status(run_id, "running")
+        store.set_status(run_id, "finished")
+        with store._write() as conn:
+            conn.execute("UPDATE runs SET checkpoint = 'x.pt', best_val_acc = ? WHERE id = ?", (acc, run_id))
+    offered = [v for v, _ in ex.init_choices("alexnet", store.list(), imagenet_available=False)]
+    assert offered == [f"run:{ids[0]}", f"run:{ids[2]}", f"run:{ids[1]}", "none"]
+
+
+def test_running_epoch_text_never_counts_past_the_last_epoch():
+    from cnnviz.experiments.groups import running_epoch_text
+
+    assert running_epoch_text(0, 3) == "epoch 1 of 3"
+    assert running_epoch_text(2, 3) == "epoch 3 of 3"
+    assert running_epoch_text(3, 3) == "all 3 epochs done, finishing"
+
+
 def test_small_differences_are_called_noise():
     a, b = outcome("alexnet-freeze", 0.30), outcome("resnet18-freeze", 0.33)
     a.confusion = b.confusion = [[250, 0], [0, 250]]  # 500 validation images

@@ -76,7 +76,23 @@ def test_missing_dataset_offers_a_stand_in():
     assert any("CIFAR-100 is not in the data folder" in w.value for w in at.warning)
     box = at.selectbox(key="exp4_dataset")
     assert box.value == "shapes" or box.value == "cifar10"
-    assert "cifar100" in box.options[-1]
+    # A launch on the missing dataset would only queue runs that fail on an offline download.
+    assert not any("cifar100" in option for option in box.options)
+
+
+def test_missing_dataset_without_a_stand_in_offers_no_launch(monkeypatch):
+    import streamlit as st
+
+    real = ex.dataset_problem
+    monkeypatch.setattr(ex, "dataset_problem", lambda name, **kw: real(name, **kw) or "stand-in files missing too")
+    st.cache_data.clear()  # the view caches presence checks for 30 s
+    try:
+        at = _open("exp4")  # CIFAR-100 missing, and (patched) every stand-in too
+        assert not at.exception
+        assert not [b for b in at.button if b.key == "exp4_launch"]
+        assert any("prefetch --datasets cifar100" in i.value for i in at.info)
+    finally:
+        st.cache_data.clear()
 
 
 def test_launch_queues_the_group_in_the_store_and_the_page_finds_it_again():

@@ -86,3 +86,10 @@ def group_outcomes(experiment: Experiment, store: Any) -> list[Outcome]:
 def estimate_group_seconds(plans: Sequence[PlannedRun], *, flops_per_second: float) -> float:
     """Total seconds for a whole group (runs queue one after another)."""
     return sum(estimate_run_seconds(p.config, flops_per_second=flops_per_second) for p in plans)
+
+
+def running_epoch_text(finished: int, epochs: int) -> str:
+    """Where a running run is, e.g. ``epoch 2 of 3``; ``finishing`` once every epoch is recorded."""
+    if finished >= epochs:
+        return f"all {epochs} epochs done, finishing"
+    return f"epoch {finished + 1} of {epochs}"

@@ -62,6 +62,8 @@ def init_choices(arch: str, runs: Iterable[Any], *, imagenet_available: bool,
     """
     wanted = resolve_options(arch, options or {})
     offered = [(IMAGENET, "ImageNet weights")] if imagenet_available else []
+    # Best validation accuracy first: the default stand-in is the best earlier run, not the newest.
+    runs = sorted(runs, key=lambda r: (r.best_val_acc is not None, r.best_val_acc or 0.0, r.id), reverse=True)
     for run in runs:
         if run.config.arch != arch or run.status not in ("finished", "stopped") or not run.checkpoint:
             continue

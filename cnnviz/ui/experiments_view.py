@@ -17,6 +17,7 @@ import streamlit as st
 
 from cnnviz import charts, recipes
 from cnnviz import experiments as ex
+from cnnviz.experiments.groups import running_epoch_text
 from cnnviz.training.config import TrainConfig
 from cnnviz.ui.cached import flops_per_second
 from cnnviz.ui.widgets import open_store
@@ -113,10 +114,14 @@ def _dataset_choice(exp: ex.Experiment) -> str | None:
         return exp.dataset
     st.warning(problem, icon=":material/folder_off:")
     usable = [name for name in exp.fallbacks if dataset_problem(name) is None]
-    offered = usable + [exp.dataset]  # last: try the download anyway (works where there is internet)
+    if not usable:
+        st.info(f"Nothing to launch until the files are there: `python -m cnnviz prefetch --datasets {exp.dataset}` "
+                "on a machine with internet puts them in the data folder; then reload this page.")
+        return None
+    # The experiment's own dataset is not offered while its files are missing: a launch would only
+    # queue runs that fail on a download an offline classroom cannot make.
     labels = {name: f"{name} (stand-in: same comparison, numbers not comparable with the reports)" for name in usable}
-    labels[exp.dataset] = f"{exp.dataset} (try to download it when the run starts)"
-    return st.selectbox("Run it on", offered, format_func=labels.get, key=f"{exp.key}_dataset")
+    return st.selectbox("Run it on", usable, format_func=labels.get, key=f"{exp.key}_dataset")
 
 
 def _init_choices(exp: ex.Experiment, runs: Sequence[Any]) -> tuple[dict[str, str], dict[str, dict]]:
@@ -227,7 +232,7 @@ def _progress(outcomes: Sequence[ex.Outcome], exp: ex.Experiment) -> None:
     text = f"{done} of {len(outcomes)} runs done"
     if running:
         o = running[0]
-        text += f"; training **{o.label}**, epoch {len(o.epochs) + 1} of {o.config.epochs}"
+        text += f"; training **{o.label}**, {running_epoch_text(len(o.epochs), o.config.epochs)}"
     queued = [o for o in outcomes if o.status == "queued"]
     if queued and not running:
         pos = manager.status(queued[0].run_id).queue_position
@@ -301,7 +306,9 @@ def _view_probes(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> None:
     frame = ex.probe_depth_frame(outcomes)
     if not frame.empty:
         st.caption("Probe accuracy by depth")
-        st.altair_chart(charts.probe_depth(frame), width="stretch")
+        classes = {len(o.classes) for o in outcomes if o.classes}
+        chance = 1 / classes.pop() if len(classes) == 1 else None
+        st.altair_chart(charts.probe_depth(frame, chance=chance), width="stretch")
 
 
 def _view_superclasses(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> None:
