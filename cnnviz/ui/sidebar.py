@@ -13,6 +13,7 @@ import streamlit as st
 
 from cnnviz import paths
 from cnnviz.ui import state
+from cnnviz.ui.student import identity_widget
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,6 +41,7 @@ def device_hint() -> str:
 def draw_sidebar() -> None:
     """Draw the shared sidebar (below the page menu)."""
     with st.sidebar:
+        identity_widget()
         st.caption(f"Device: **{device_hint()}**")
         st.caption(f"Runs and checkpoints: `{paths.home()}`")
         run_id = st.session_state.get(state.TRAIN_RUN)
