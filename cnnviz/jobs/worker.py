@@ -67,13 +67,13 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and train one run; False when none was waiting."""
-        if not self._threads_set:
-            set_torch_threads(self.threads)
-            self._threads_set = True
         self.store.mark_interrupted()  # runs of workers that died: interrupted, checkpoints kept
         run = self.store.claim_next(self.name, executor=getattr(self.executor, "kind", "local"))
         if run is None:
             return False
+        if not self._threads_set:  # at the first run, so an idle worker never loads torch
+            set_torch_threads(self.threads)
+            self._threads_set = True
         log.info("worker %s trains run %s", self.name, run.id)
         beating = threading.Event()
         beat = threading.Thread(target=self._beat, args=(run.id, beating), name=f"cnnviz-heartbeat-{run.id}",

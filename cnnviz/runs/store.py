@@ -589,8 +589,8 @@ class RunStore:
                 conn.execute(
                     "UPDATE runs SET status='interrupted', message=?, stop_requested=0, "
                     "finished_at=COALESCE(finished_at, ?) WHERE id=? AND status='running'",
-                    ("the process that ran it stopped while it was running; finished epochs and the best "
-                     "checkpoint are kept (Resume continues it)", now, r["id"]))
+                    ("the process that ran it stopped while it was running; finished epochs are kept, and "
+                     "the best checkpoint (Resume continues it)", now, r["id"]))
         return len(dead)
 
     def recorder(self, run_id: int, *, flush_seconds: float = 0.5, flush_batches: int = 50):

@@ -209,6 +209,8 @@ class LastCheckpoint(Callback):
         self.extra = dict(extra or {})
 
     def after_epoch(self, state) -> None:
+        if not hasattr(state, "checkpoint"):  # a stand-in trainer holds no model to save
+            return
         ckpt = state.checkpoint(training_state=True)
         ckpt.extra.update(self.extra)
         ckpt.extra["resume"] = {
@@ -218,5 +220,5 @@ class LastCheckpoint(Callback):
         save_checkpoint(ckpt, self.path)
 
     def after_fit(self, state) -> None:
-        if state.status in ("finished", "diverged"):
+        if getattr(state, "status", None) in ("finished", "diverged"):
             self.path.unlink(missing_ok=True)

@@ -23,7 +23,7 @@ _VALID = re.compile(r"[^\w .@-]+")
 
 def clean_name(name: str | None) -> str:
     """A name as stored: letters, digits, spaces and ``.@-_`` only, at most 40 characters."""
-    return _VALID.sub("", (name or "")).strip()[:40]
+    return _VALID.sub("", name).strip()[:40] if isinstance(name, str) else ""
 
 
 def current_student() -> str:
@@ -65,9 +65,10 @@ def identity_widget() -> None:
 
 def _cookie() -> str | None:
     try:
-        return st.context.cookies.get(COOKIE)
+        value = st.context.cookies.get(COOKIE)
     except Exception:  # noqa: BLE001 - no browser context (a bare script run)
         return None
+    return value if isinstance(value, str) else None  # AppTest has no real cookies
 
 
 def _set_cookie(name: str) -> None:
