@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cnnviz.paths import home as default_home
+from cnnviz.runs.fairness import NOMINAL_RUN_SECONDS, fair_order, usage_by_student as _usage
 
 SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "finished", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")  # statuses that a living process still owns
 RESUMABLE = ("stopped", "interrupted", "failed")  # a run that ended early can continue from its last epoch
 HEARTBEAT_TIMEOUT = 30.0  # seconds without a heartbeat after which another machine's worker counts as dead
-NOMINAL_RUN_SECONDS = 60.0  # what a queued run is assumed to add to its student's usage when ordering the queue
 RUN_CARD_FORMAT = "cnnviz-run-card/1"
 
 _SCHEMA = """
@@ -612,43 +612,6 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     finally:
         wanted.close()
-
-
-def fair_order(queued: list[tuple[int, str, float]], usage: dict[str, float], *,
-               nominal: float = NOMINAL_RUN_SECONDS) -> list[int]:
-    """Run ids of ``queued`` ``(id, student, created_at)`` in the order they start.
-
-    Each next run goes to the student with the least ``usage`` (training seconds recently), ties
-    to the earliest submission; a student is counted ``nominal`` seconds more per run ahead in
-    line, so one student's long list interleaves with the others' runs instead of blocking them.
-    """
-    usage = dict(usage)
-    waiting: dict[str, list[tuple[float, int]]] = {}
-    for run_id, student, created in sorted(queued, key=lambda q: (q[2] or 0.0, q[0])):
-        waiting.setdefault(student or "", []).append((created or 0.0, run_id))
-    order = []
-    while waiting:
-        student = min(waiting, key=lambda s: (usage.get(s, 0.0), waiting[s][0]))
-        order.append(waiting[student].pop(0)[1])
-        usage[student] = usage.get(student, 0.0) + nominal
-        if not waiting[student]:
-            del waiting[student]
-    return order
-
-
-def _usage(conn: sqlite3.Connection, now: float, since_seconds: float) -> dict[str, float]:
-    """Training seconds per student within ``[now - since_seconds, now]`` (running runs until ``now``)."""
-    cutoff = now - since_seconds
-    rows = conn.execute("SELECT student, status, started_at, finished_at FROM runs WHERE started_at IS NOT NULL "
-                        "AND (finished_at IS NULL OR finished_at > ?)", (cutoff,)).fetchall()
-    usage: dict[str, float] = {}
-    for r in rows:
-        end = now if r["status"] == "running" else r["finished_at"]
-        if end is None:
-            continue  # queued again to resume: it counts once it runs
-        seconds = max(0.0, min(end, now) - max(r["started_at"], cutoff))
-        usage[r["student"] or ""] = usage.get(r["student"] or "", 0.0) + seconds
-    return usage
 
 
 def _owner_row_alive(row: sqlite3.Row) -> bool:
