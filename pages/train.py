@@ -8,6 +8,7 @@ from cnnviz.ui import run_view, state, train_setup
 from cnnviz.ui.launch import launch
 from cnnviz.ui.nav import require_router
 from cnnviz.ui.sidebar import device_hint
+from cnnviz.ui.student import current_student
 from cnnviz.ui.widgets import architecture_picker
 
 require_router()
@@ -15,6 +16,7 @@ st.title("Train")
 st.caption(f"Runs train in the background on **{device_hint()}**: you can switch pages or close the tab; "
            "come back to this page (or its URL) to see the run again.")
 
+train_setup.your_runs(current_student())
 run_id = state.attached_run_id()
 watching = run_id is not None and run_view.show_run(run_id)
 if watching:

@@ -17,7 +17,11 @@ def cnnviz_home(tmp_path, monkeypatch):
     home = tmp_path / "cnnviz_home"
     monkeypatch.setenv("CNNVIZ_HOME", str(home))
     monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "cnnviz_data"))
-    return home
+    monkeypatch.setenv("CNNVIZ_WORKERS", "0")  # app.py starts no workers unless a test asks for them
+    yield home
+    from cnnviz.jobs.pool import stop_all
+
+    stop_all()  # workers a test's app started end with the test
 
 
 @pytest.fixture

@@ -190,3 +190,45 @@ def test_closed_pipe_exits_quietly():
     child.stdout.close()  # the reader is gone before the first line is written
     err = child.stderr.read().decode()
     assert child.wait(timeout=60) == 141 and "Traceback" not in err and err == ""
+
+
+def test_submit_json_worker_once_then_stop_and_resume(capsys):
+    """``submit --json`` queues for the workers; ``worker --once`` trains it; ``runs stop|resume`` go through the store."""
+    code, out, _ = run_main(capsys, "submit", "--arch", "softmax", "--dataset", "shapes", "--epochs", "1",
+                            "--subset", "6", "--val-subset", "3", "--student", "ann", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc == {"run_id": doc["run_id"], "status": "queued"}
+    run_id = doc["run_id"]
+    store = RunStore()
+    assert (store.get(run_id).status, store.get(run_id).student) == ("queued", "ann")
+
+    code, out, _ = run_main(capsys, "runs", "list", "--json")
+    (row,) = json.loads(out)
+    assert {"student", "status", "created_at", "started_at", "finished_at", "epochs_done"} <= set(row)
+    assert (row["student"], row["status"], row["epochs_done"], row["started_at"]) == ("ann", "queued", 0, None)
+
+    done = cli("worker", "--once", "--threads", "1", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["trained"] is True, done.stderr[-2000:]
+    code, out, _ = run_main(capsys, "runs", "list", "--json")
+    (row,) = json.loads(out)
+    assert (row["status"], row["epochs_done"]) == ("finished", 1) and row["finished_at"] >= row["started_at"]
+
+    code, out, _ = run_main(capsys, "runs", "stop", str(run_id), "--json")
+    assert json.loads(out) == {"run_id": run_id, "stopping": False, "status": "finished"}
+    code, _, err = run_main(capsys, "runs", "resume", str(run_id))
+    assert code == 2 and "only a stopped, interrupted or failed run can resume" in err
+
+    queued = store.create(store.get(run_id).config, student="ann")
+    code, out, _ = run_main(capsys, "runs", "stop", str(queued), "--json")
+    assert json.loads(out)["status"] == "stopped"
+    code, out, _ = run_main(capsys, "runs", "resume", str(queued), "--json")
+    assert code == 0 and json.loads(out)["status"] == "queued" and store.get(queued).resume_of == queued
+
+
+def test_train_owns_its_run_as_the_student():
+    result = cli("train", "--arch", "softmax", "--dataset", "shapes", "--epochs", "1", "--subset", "4",
+                 "--val-subset", "2", "--student", "bob", "--json")
+    assert result.returncode == 0, result.stderr
+    run = RunStore().get(json.loads(result.stdout)["run_id"])
+    assert (run.student, run.status) == ("bob", "finished") and run.worker is None

@@ -1,15 +1,20 @@
-"""The job manager with injected fake train functions: queueing, stopping, failures, many sessions."""
+"""Jobs through the store with injected fake train functions: queue order, stopping, failures, many sessions.
+
+A worker runs in a thread of the test process here (``Worker.run_forever`` with a fake trainer);
+``test_workers.py`` runs real worker processes.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from cnnviz.runs import RunStore
 from cnnviz.training.config import TrainConfig
-from cnnviz.jobs import JobManager, JobStatus, get_manager
+from cnnviz.jobs import JobStatus, LocalExecutor, Worker, get_manager, resume, status, stop, submit
 
 WAIT = 60  # seconds; only a guard against a hung test, never a timing assertion
 
@@ -72,36 +77,67 @@ def _result(status, message, state):
                            val_predictions=[0, 1])
 
 
+class ThreadWorker:
+    """A ``Worker`` with a fake trainer in a background thread, stopped at the end of the test."""
+
+    def __init__(self, store, train_fn):
+        self.worker = Worker(store, executor=LocalExecutor(train_fn=train_fn, poll_seconds=0.01), poll_seconds=0.01)
+        self.thread = threading.Thread(target=self.worker.run_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def close(self):
+        self.worker.terminating = True
+        self.thread.join(WAIT)
+
+
+def wait_ended(store, run_id) -> None:
+    deadline = time.monotonic() + WAIT
+    while store.get(run_id).active:
+        assert time.monotonic() < deadline, f"run {run_id} still {store.get(run_id).status}"
+        time.sleep(0.01)
+
+
+def queue_fake(store, config, *, student="s", name=None):
+    """A queued run without the registry checks (the fake trainer never builds a model)."""
+    return store.create(config, name=name, student=student)
+
+
 @pytest.fixture
 def setup(tmp_path):
     store = RunStore(tmp_path / "home")
     fake = FakeTrainer()
-    manager = JobManager(store, train_fn=fake, device_of=lambda config: config.device)
-    yield store, fake, manager
+    workers = []
+    yield store, fake, lambda: workers.append(ThreadWorker(store, fake).start())
     for gate in list(fake.gates.values()):  # never leave a worker blocked
         gate.set()
-    for run_id in manager.running() + manager.queue():
-        manager.stop(run_id)
+    for run in store.list(("queued", "running")):
+        store.request_stop(run.id)
+    for w in workers:
+        w.close()
 
 
-def test_one_job_per_device_in_order_with_queue_positions(setup):
-    store, fake, manager = setup
-    ids = [manager.submit(TrainConfig(seed=i, device="cpu")) for i in range(3)]
+def test_one_worker_trains_in_queue_order_with_queue_positions(setup):
+    store, fake, start_worker = setup
+    ids = [queue_fake(store, TrainConfig(seed=i, device="cpu")) for i in range(3)]
+    start_worker()
     fake.wait_started(0)
-    assert manager.status(ids[0]) == JobStatus("running", None, "cpu")
-    assert manager.status(ids[1]) == JobStatus("queued", 1, "cpu")
-    assert manager.status(ids[2]) == JobStatus("queued", 2, "cpu")
+    assert status(ids[0], store=store).state == "running"
+    assert status(ids[1], store=store) == JobStatus("queued", 1, "cpu")
+    assert status(ids[2], store=store) == JobStatus("queued", 2, "cpu")
     assert [store.get(i).status for i in ids] == ["running", "queued", "queued"]
-    assert manager.queue() == ids[1:] and manager.running() == [ids[0]]
+    assert [r.id for r in store.queue()] == ids[1:]
 
     fake.gate(0).set()
     fake.wait_started(1)
-    assert manager.status(ids[2]).queue_position == 1
+    assert status(ids[2], store=store).queue_position == 1
     fake.gate(1).set()
     fake.gate(2).set()
-    assert manager.wait(ids[2], timeout=WAIT)
+    wait_ended(store, ids[2])
     assert fake.started == [0, 1, 2] and fake.max_active == 1
-    assert manager.status(ids[0]) == JobStatus("done")
+    assert status(ids[0], store=store) == JobStatus("done")
     for run_id in ids:
         run = store.get(run_id)
         assert (run.status, run.best_val_acc) == ("finished", 0.75)
@@ -109,48 +145,55 @@ def test_one_job_per_device_in_order_with_queue_positions(setup):
         assert store.batches(run_id)  # the live loss trace was written
 
 
-def test_different_devices_run_side_by_side(setup):
-    store, fake, manager = setup
-    a = manager.submit(TrainConfig(seed=0, device="cpu"))
-    b = manager.submit(TrainConfig(seed=1, device="cuda:0"))
+def test_two_workers_train_side_by_side(setup):
+    store, fake, start_worker = setup
+    a = queue_fake(store, TrainConfig(seed=0, device="cpu"))
+    b = queue_fake(store, TrainConfig(seed=1, device="cpu"))
+    start_worker()
+    start_worker()
     fake.wait_started(0)
     fake.wait_started(1)
-    assert {manager.status(a).state, manager.status(b).state} == {"running"}
+    assert {store.get(a).status, store.get(b).status} == {"running"}
+    assert store.get(a).worker and store.get(a).worker == store.get(b).worker  # one process, two threads
     fake.gate(0).set()
     fake.gate(1).set()
-    assert manager.wait(a, timeout=WAIT) and manager.wait(b, timeout=WAIT)
+    wait_ended(store, a)
+    wait_ended(store, b)
 
 
 def test_stop_queued_and_running(setup):
-    store, fake, manager = setup
-    running = manager.submit(TrainConfig(seed=0, device="cpu"))
-    queued = manager.submit(TrainConfig(seed=1, device="cpu"))
-    after = manager.submit(TrainConfig(seed=2, device="cpu"))
+    store, fake, start_worker = setup
+    running = queue_fake(store, TrainConfig(seed=0, device="cpu"))
+    queued = queue_fake(store, TrainConfig(seed=1, device="cpu"))
+    after = queue_fake(store, TrainConfig(seed=2, device="cpu"))
+    start_worker()
     fake.wait_started(0)
 
-    assert manager.stop(queued) is True
+    assert stop(queued, store=store) is True
     assert store.get(queued).status == "stopped" and store.get(queued).message == "stopped before it started"
-    assert manager.status(after).queue_position == 1
+    assert status(after, store=store).queue_position == 1
 
-    assert manager.stop(running) is True
-    assert manager.wait(running, timeout=WAIT)
+    assert stop(running, store=store) is True
+    assert status(running, store=store).stopping
+    wait_ended(store, running)  # the fake checks stop every batch, like the loop
     run = store.get(running)
     assert (run.status, run.message) == ("stopped", "stopped by the user")
 
     fake.gate(2).set()
-    assert manager.wait(after, timeout=WAIT)
+    wait_ended(store, after)
     assert fake.started == [0, 2]  # the stopped queued run never trained
     assert store.get(after).status == "finished"
-    assert manager.stop(after) is False and manager.stop(12345) is False
+    assert stop(after, store=store) is False
 
 
-def test_a_failing_job_is_marked_failed_and_the_queue_goes_on(setup):
-    store, fake, manager = setup
-    bad = manager.submit(TrainConfig(seed=0, device="cpu", name="explode"))
-    good = manager.submit(TrainConfig(seed=1, device="cpu"))
+def test_a_failing_run_is_marked_failed_and_the_queue_goes_on(setup):
+    store, fake, start_worker = setup
+    bad = queue_fake(store, TrainConfig(seed=0, device="cpu", name="explode"))
+    good = queue_fake(store, TrainConfig(seed=1, device="cpu"))
     fake.gate(0).set()
     fake.gate(1).set()
-    assert manager.wait(good, timeout=WAIT)
+    start_worker()
+    wait_ended(store, good)
     run = store.get(bad)
     assert (run.status, run.message) == ("failed", "lr is far too high for this model")
     assert store.get(good).status == "finished"
@@ -162,22 +205,21 @@ def test_a_train_function_that_crashes_outright(tmp_path):
     def broken(config, *, callbacks=(), stop=None):
         raise ZeroDivisionError("division by zero")
 
-    manager = JobManager(store, train_fn=broken, device_of=lambda config: "cpu")
-    run_id = manager.submit(TrainConfig())
-    assert manager.wait(run_id, timeout=WAIT)
+    run_id = queue_fake(store, TrainConfig())
+    assert Worker(store, executor=LocalExecutor(train_fn=broken)).run_once()
     run = store.get(run_id)
     assert (run.status, run.message) == ("failed", "ZeroDivisionError: division by zero")
 
 
 def test_many_sessions_submit_at_once(setup):
-    store, fake, manager = setup
+    store, fake, start_worker = setup
     ids: list[int] = []
     ids_lock = threading.Lock()
     barrier = threading.Barrier(8)
 
     def session(seed: int) -> None:
         barrier.wait()
-        run_id = manager.submit(TrainConfig(seed=seed, device="cpu"))
+        run_id = submit(TrainConfig(seed=seed, device="cpu"), student="same", store=store)
         with ids_lock:
             ids.append(run_id)
 
@@ -189,39 +231,49 @@ def test_many_sessions_submit_at_once(setup):
     assert len(set(ids)) == 8
     for seed in range(8):
         fake.gate(seed).set()
+    start_worker()
     for run_id in ids:
-        assert manager.wait(run_id, timeout=WAIT)
+        wait_ended(store, run_id)
     assert fake.max_active == 1
     started_ids = [next(r.id for r in store.list() if r.config.seed == seed) for seed in fake.started]
-    assert started_ids == sorted(ids)  # run ids follow the queue order
+    assert started_ids == sorted(ids)  # one student's runs start in submission order
     assert {r.status for r in store.list()} == {"finished"}
 
 
-def test_bad_device_is_refused_before_anything_is_stored(tmp_path):
+def test_a_config_the_registries_refuse_is_never_stored(tmp_path):
+    from cnnviz.training.config import ConfigError
+
     store = RunStore(tmp_path / "home")
-
-    def no_gpu(config):
-        raise ValueError("device 'cuda' asked for, but no CUDA GPU is available")
-
-    manager = JobManager(store, train_fn=lambda *a, **k: None, device_of=no_gpu)
-    with pytest.raises(ValueError, match="no CUDA GPU"):
-        manager.submit(TrainConfig(device="cuda"))
+    with pytest.raises(ConfigError, match="probe"):
+        submit(TrainConfig(mode="probe", probe_layer="no-such-layer"), student="s", store=store)
     assert store.list() == []
 
 
-def test_status_of_runs_the_manager_does_not_hold(setup):
-    store, fake, manager = setup
-    assert manager.status(999) == JobStatus("done")
-    other = store.create(TrainConfig())  # e.g. a CLI run in another terminal
-    store.set_status(other, "running")
-    assert manager.status(other).state == "running"
-
-
-def test_get_manager_is_one_per_store(tmp_path):
+def test_status_of_runs_no_worker_holds(tmp_path):
     store = RunStore(tmp_path / "home")
-    assert get_manager(store) is get_manager(RunStore(tmp_path / "home"))
-    assert get_manager(store) is not get_manager(RunStore(tmp_path / "other"))
-    assert get_manager() is get_manager()  # the default store under CNNVIZ_HOME
+    assert status(999, store=store) == JobStatus("done")
+    other = store.create(TrainConfig(), status="running")  # e.g. a CLI run in another terminal
+    assert status(other, store=store).state == "running"
+
+
+def test_get_manager_submits_as_its_student(tmp_path):
+    store = RunStore(tmp_path / "home")
+    jobs = get_manager(store, student="ann")
+    run_id = jobs.submit(TrainConfig(arch="softmax"), name="x", experiment="exp1", group=1, run_key="k", label="K")
+    run = store.get(run_id)
+    assert (run.student, run.experiment, run.status) == ("ann", "exp1", "queued")
+    assert jobs.status(run_id).state == "queued" and jobs.stop(run_id) and store.get(run_id).status == "stopped"
+
+
+def test_resume_refuses_a_run_that_has_not_ended_early(tmp_path):
+    store = RunStore(tmp_path / "home")
+    run_id = store.create(TrainConfig())
+    with pytest.raises(ValueError, match="only a stopped, interrupted or failed run"):
+        resume(run_id, store=store)
+    store.request_stop(run_id)
+    assert resume(run_id, store=store) == run_id
+    run = store.get(run_id)
+    assert (run.status, run.resume_of, run.message) == ("queued", run_id, "queued to start again (no epoch was saved)")
 
 
 def write_folder_dataset(root) -> None:
@@ -240,8 +292,8 @@ def write_folder_dataset(root) -> None:
                 Image.fromarray(pixels).save(folder / f"{i}.png")
 
 
-def test_a_real_tiny_probe_run_through_the_manager(tmp_path):
-    """The real trainer behind the manager: the store gets every event and a checkpoint that rebuilds."""
+def test_a_real_tiny_probe_run_through_a_worker(tmp_path):
+    """The real trainer behind a worker: the store gets every event and a checkpoint that rebuilds."""
     from PIL import Image
 
     from cnnviz.predict import predict
@@ -249,11 +301,10 @@ def test_a_real_tiny_probe_run_through_the_manager(tmp_path):
 
     write_folder_dataset(tmp_path / "pictures")
     store = RunStore(tmp_path / "home")
-    manager = JobManager(store)
     config = TrainConfig(arch="alexnet_cifar", mode="probe", probe_layer="block1", dataset="folder",
                          data_path=str(tmp_path / "pictures"), image_size=32, epochs=2, batch_size=4, device="cpu")
-    run_id = manager.submit(config, name="probe")
-    assert manager.wait(run_id, timeout=600)
+    run_id = submit(config, student="s", name="probe", store=store)
+    assert Worker(store, executor=LocalExecutor()).run_once()
     run = store.get(run_id)
     assert run.status == "finished", run.message
     assert (run.name, run.image_size, run.device, run.classes) == ("probe", 32, "cpu", ["blue", "red"])

@@ -1,7 +1,7 @@
 """The Train page in AppTest: set up, launch a tiny shapes run, watch it end, see results, reattach.
 
-The run really trains in the job manager's background thread; the test polls the
-run store until it has ended (no sleeps with timing assertions).
+The run really trains in the app's worker process; the test polls the run store until it
+has ended (no sleeps with timing assertions).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TIMEOUT = 180  # the first run imports torch, generates shapes and measures the 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
     monkeypatch.setenv("CNNVIZ_OFFLINE", "1")  # a missing dataset must fail fast, not try the network
+    monkeypatch.setenv("CNNVIZ_WORKERS", "1")  # the app trains in one worker process: a second run waits
 
 
 def run(at: AppTest) -> AppTest:

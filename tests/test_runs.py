@@ -161,7 +161,8 @@ def _set_owner(store: RunStore, run_id: int, pid: int, token: str | None) -> Non
 
 
 def test_mark_interrupted_after_a_crash(tmp_path):
-    """Runs of a dead process become interrupted with their epochs; a living process's runs stay."""
+    """Running runs of a dead process become interrupted with their epochs; a living process's runs stay,
+    and queued runs wait for a worker whoever submitted them (the store is the queue)."""
     home = tmp_path / "home"
     store = RunStore(home)
     crashed = store.create(TrainConfig(name="crashed"))
@@ -183,9 +184,9 @@ def test_mark_interrupted_after_a_crash(tmp_path):
     # Another RunStore in the same process (a second session) does not sweep again...
     assert store.get(crashed).status == "running"
     # ...but the sweep (as on the first open in a new process) marks exactly the orphans.
-    assert store.mark_interrupted() == 3
+    assert store.mark_interrupted() == 2
     statuses = {r.name: r.status for r in store.list()}
-    assert statuses == {"crashed": "interrupted", "was queued": "interrupted",
+    assert statuses == {"crashed": "interrupted", "was queued": "queued",
                         "pid reused by another program": "interrupted", "live": "running", "done": "finished"}
     assert "finished epochs are kept" in store.get(crashed).message
     assert [r["epoch"] for r in store.epochs(crashed)] == [1, 2]

@@ -51,6 +51,17 @@ def add_option_flag(p: argparse.ArgumentParser) -> None:
                    help="an architecture option, e.g. residual_1=false or shortcut=A (repeatable)")
 
 
+def add_student_flag(p: argparse.ArgumentParser) -> None:
+    """``--student NAME``: whose run it is (default: the OS user)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        user = "cli"
+    p.add_argument("--student", default=user, help=f"whose run it is, for fair share (default: {user})")
+
+
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     """``["residual_1=false", "shortcut=A"]`` -> a dict of raw strings (the registry parses the values)."""
     options = {}

@@ -1,4 +1,4 @@
-"""``runs list|show|export|rename|delete``: the run store from the command line (no torch needed)."""
+"""``runs list|show|export|rename|delete|stop|resume``: the run store from the command line (no torch needed)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from cnnviz.cli.common import Parser, epoch_line, fmt, print_json
 
 def add_parser(sub) -> None:
     """Register ``runs`` and its actions."""
-    p = sub.add_parser("runs", help="list, show, export, rename or delete runs")
+    p = sub.add_parser("runs", help="list, show, export, rename, delete, stop or resume runs")
     runs = p.add_subparsers(dest="action", parser_class=Parser, metavar="ACTION", required=True)
     q = runs.add_parser("list", help="all runs, newest first")
     q.add_argument("--status", action="append", help="only runs with this status (repeatable)")
@@ -36,6 +36,14 @@ def add_parser(sub) -> None:
     q.add_argument("run_id", type=int, metavar="ID")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=delete)
+    q = runs.add_parser("stop", help="stop a run: a queued one at once, a running one within one batch")
+    q.add_argument("run_id", type=int, metavar="ID")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=stop)
+    q = runs.add_parser("resume", help="queue a stopped or interrupted run to continue from its last saved epoch")
+    q.add_argument("run_id", type=int, metavar="ID")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=resume)
 
 
 def _store():
@@ -53,16 +61,16 @@ def list_runs(args) -> int:
     store = _store()
     runs = store.list(tuple(args.status) if args.status else None)
     if args.json:
-        print_json([{**r.summary(), "epochs_done": len(store.epochs(r.id))} for r in runs])
+        print_json([{**r.summary(), "epochs_done": len(store.epochs(r.id))} for r in runs])  # student, times too
         return 0
     if not runs:
         print(f"no runs yet in {store.path}")
         return 0
-    print(f"{'id':>4}  {'name':<24} {'arch':<14} {'dataset':<12} {'mode':<9} {'status':<11} {'val acc':>7} "
-          f"{'epochs':>6} {'time':>8}  created")
+    print(f"{'id':>4}  {'name':<24} {'student':<12} {'arch':<14} {'dataset':<12} {'mode':<9} {'status':<11} "
+          f"{'val acc':>7} {'epochs':>6} {'time':>8}  created")
     for r in runs:
         done = len(store.epochs(r.id))
-        print(f"{r.id:>4}  {r.label[:24]:<24} {r.config.arch[:14]:<14} {r.config.dataset[:12]:<12} "
+        print(f"{r.id:>4}  {r.label[:24]:<24} {(r.student or '-')[:12]:<12} {r.config.arch[:14]:<14} {r.config.dataset[:12]:<12} "
               f"{r.config.mode:<9} {r.status:<11} {fmt(r.best_val_acc, '.3f'):>7} {f'{done}/{r.config.epochs}':>6} "
               f"{fmt(r.train_seconds, '.1f'):>7}s  {_when(r.created_at)}")
     return 0
@@ -123,4 +131,34 @@ def delete(args) -> int:
         print_json({"deleted": args.run_id})
     else:
         print(f"deleted run {args.run_id}")
+    return 0
+
+
+def stop(args) -> int:
+    """Stop a queued or running run."""
+    from cnnviz.jobs import stop as stop_run
+
+    store = _store()
+    asked = stop_run(args.run_id, store=store)
+    status = store.get(args.run_id).status
+    if args.json:
+        print_json({"run_id": args.run_id, "stopping": asked, "status": status})
+    elif not asked:
+        print(f"run {args.run_id} had already ended ({status})")
+    else:
+        print(f"run {args.run_id}: " + ("stopped" if status == "stopped" else "stopping within one batch"))
+    return 0
+
+
+def resume(args) -> int:
+    """Queue a stopped, interrupted or failed run to continue from its last saved epoch."""
+    from cnnviz.jobs import resume as resume_run
+
+    store = _store()
+    run_id = resume_run(args.run_id, store=store)
+    run = store.get(run_id)
+    if args.json:
+        print_json({"run_id": run_id, "status": run.status, "message": run.message})
+    else:
+        print(f"run {run_id} {run.message}; a worker continues it (python -m cnnviz worker, or the app's own)")
     return 0

@@ -18,6 +18,7 @@ from cnnviz.cli.common import (
     PROG,
     UsageError,
     add_option_flag,
+    add_student_flag,
     decode_progress,
     epoch_line,
     fmt,
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
                                    "dataset and mode (the Train page's defaults).")
     add_config_flags(p)
     add_option_flag(p)
+    add_student_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document (progress stays on stderr)")
     p.set_defaults(func=run)
 
@@ -182,7 +184,7 @@ def run(args) -> int:
     config = config_from_args(args)
     _prepare(config)
     store = RunStore()
-    run_id = store.create(config, status="queued")
+    run_id = store.create(config, status="running", student=args.student)  # trained here, owned by this process
     stop = threading.Event()
     previous = _stop_on_ctrl_c(stop)
     bar = ProgressBar()

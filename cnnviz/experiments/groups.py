@@ -51,14 +51,20 @@ def latest_group(runs: Iterable[Any], experiment: Experiment) -> list[Any]:
     return sorted((r for t, r in tagged if t[1] == last), key=lambda r: r.id)
 
 
-def launch(experiment: Experiment, plans: Sequence[PlannedRun], *, manager: Any, runs: Iterable[Any]) -> list[int]:
-    """Submit ``plans`` to the job manager in order (they queue one after another); returns the run ids."""
+def launch(experiment: Experiment, plans: Sequence[PlannedRun], *, manager: Any, runs: Iterable[Any],
+           student: str | None = None) -> list[int]:
+    """Submit ``plans`` in order as ``student``'s runs (they share the queue fairly with others'); returns the ids.
+
+    ``manager`` is anything with ``submit`` (``cnnviz.jobs.get_manager(store)``); ``student=None``
+    leaves the student to it.
+    """
     group = next_group(runs, experiment)
     ids = []
+    who = {} if student is None else {"student": student}
     for plan in plans:
         name = run_name(experiment, group, plan)
         ids.append(manager.submit(plan.config.replace(name=name), name=name, experiment=experiment.key,
-                                  group=group, run_key=plan.key, label=plan.label))
+                                  group=group, run_key=plan.key, label=plan.label, **who))
     return ids
 
 

@@ -1,7 +1,8 @@
 """The run store: one SQLite file (``<home>/runs.sqlite3``) plus checkpoint files.
 
-Every page, the job worker and the command line read and write runs through
-``RunStore``. Many Streamlit sessions and a background worker use it at the
+Every page, the worker processes and the command line read and write runs through
+``RunStore``; it is also the queue (``create`` a queued run, ``claim_next`` in a worker,
+``request_stop``, ``heartbeat``). Many Streamlit sessions and several workers use it at the
 same time, so each call opens its own short-lived connection (WAL journal,
 ``BEGIN IMMEDIATE`` for writes, a busy timeout) instead of sharing one.
 
@@ -24,10 +25,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cnnviz.paths import home as default_home
+from cnnviz.runs.fairness import NOMINAL_RUN_SECONDS, fair_order, usage_by_student as _usage
 
 SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "finished", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")  # statuses that a living process still owns
+RESUMABLE = ("stopped", "interrupted", "failed")  # a run that ended early can continue from its last epoch
+HEARTBEAT_TIMEOUT = 30.0  # seconds without a heartbeat after which another machine's worker counts as dead
 RUN_CARD_FORMAT = "cnnviz-run-card/1"
 
 _SCHEMA = """
@@ -59,7 +63,13 @@ CREATE TABLE IF NOT EXISTS runs (
     experiment TEXT,
     experiment_group INTEGER,
     experiment_run TEXT,
-    experiment_label TEXT
+    experiment_label TEXT,
+    student TEXT NOT NULL DEFAULT '',
+    worker TEXT,
+    heartbeat_at REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    resume_of INTEGER,
+    executor TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL,
@@ -128,6 +138,12 @@ class Run:
     group: int | None = None
     run_key: str | None = None
     run_label: str | None = None
+    student: str = ""  # who submitted it (the Train page's name, or --student / the OS user)
+    worker: str | None = None  # "host:pid" of the worker that claimed it
+    heartbeat_at: float | None = None  # the claiming worker's last sign of life
+    stop_requested: bool = False  # Stop was pressed while it ran; the worker ends it within one batch
+    resume_of: int | None = None  # queued to continue run <resume_of>'s last saved epoch (itself)
+    executor: str | None = None  # "local" or "ray"
 
     @property
     def label(self) -> str:
@@ -148,6 +164,8 @@ class Run:
             "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "epochs": cfg.epochs,
             "train_seconds": self.train_seconds, "params": self.params, "flops": self.flops,
             "image_size": self.image_size, "device": self.device, "created_at": self.created_at,
+            "started_at": self.started_at, "finished_at": self.finished_at, "student": self.student,
+            "worker": self.worker,
         }
 
 
@@ -252,21 +270,25 @@ class RunStore:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def create(self, config, *, name: str | None = None, status: str = "queued", experiment: str | None = None,
-               group: int | None = None, label: str | None = None, run_key: str | None = None) -> int:
-        """Add a run for ``config`` owned by this process; returns its id.
+    def create(self, config, *, name: str | None = None, status: str = "queued", student: str = "",
+               experiment: str | None = None, group: int | None = None, label: str | None = None,
+               run_key: str | None = None) -> int:
+        """Add a run for ``config`` (submitted by ``student``), owned by this process; returns its id.
 
-        ``experiment``, ``group``, ``run_key`` and ``label`` tag a run launched as part of a guided
-        experiment's group, so the group is found again from the store alone.
+        A ``queued`` run waits for a worker (``claim_next``); ``running`` means this process trains it
+        itself (the command line's ``train``). ``experiment``, ``group``, ``run_key`` and ``label`` tag a
+        run launched as part of a guided experiment's group, so the group is found again from the store alone.
         """
         _check_status(status)
         name = name if name is not None else (getattr(config, "name", "") or "")
+        now = time.time()
         with self._write() as conn:
             cur = conn.execute(
-                "INSERT INTO runs (name, config, status, created_at, owner_host, owner_pid, owner_token, "
-                "experiment, experiment_group, experiment_run, experiment_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, config.to_json(), status, time.time(), socket.gethostname(), os.getpid(), process_token(),
-                 experiment, _int_or_none(group), run_key, label))
+                "INSERT INTO runs (name, config, status, created_at, started_at, owner_host, owner_pid, owner_token, "
+                "experiment, experiment_group, experiment_run, experiment_label, student) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, config.to_json(), status, now, now if status == "running" else None, socket.gethostname(),
+                 os.getpid(), process_token(), experiment, _int_or_none(group), run_key, label, student or ""))
             return int(cur.lastrowid)
 
     def get(self, run_id: int) -> Run:
@@ -449,35 +471,126 @@ class RunStore:
             "checkpoint": Path(run.checkpoint).name if run.checkpoint else None,
         }
 
+    # -- the queue ------------------------------------------------------------------------------
+
+    def claim_next(self, worker: str, *, devices: tuple[str, ...] | list[str] | None = None,
+                   executor: str = "local") -> Run | None:
+        """Take the fair next queued run for ``worker`` ("host:pid") and mark it running; None when none waits.
+
+        Atomic under ``BEGIN IMMEDIATE``: two workers never claim the same run. ``devices`` limits
+        the claim to runs whose config asks for one of those devices (``auto``, ``cpu``, ``cuda``...).
+        """
+        now = time.time()
+        with self._write() as conn:
+            rows = conn.execute("SELECT id, student, created_at, config FROM runs WHERE status='queued'").fetchall()
+            if devices is not None:
+                wanted = set(devices)
+                rows = [r for r in rows if json.loads(r["config"]).get("device", "auto") in wanted]
+            order = fair_order([(r["id"], r["student"], r["created_at"]) for r in rows], _usage(conn, now, 3600.0))
+            if not order:
+                return None
+            run_id = order[0]
+            conn.execute(
+                "UPDATE runs SET status='running', message='claimed by a worker', worker=?, executor=?, "
+                "heartbeat_at=?, started_at=CASE WHEN resume_of IS NULL THEN COALESCE(started_at, ?) ELSE ? END, "
+                "stop_requested=0, owner_host=?, owner_pid=?, owner_token=? WHERE id=? AND status='queued'",
+                (worker, executor, now, now, now, socket.gethostname(), os.getpid(), process_token(), run_id))
+            row = conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _row_to_run(row)
+
+    def heartbeat(self, run_id: int, worker: str) -> None:
+        """The worker that claimed ``run_id`` is alive (stamped only while that worker holds it)."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET heartbeat_at=? WHERE id=? AND worker=?", (time.time(), int(run_id), worker))
+
+    def request_stop(self, run_id: int) -> bool:
+        """Stop a run: a queued one becomes ``stopped`` at once, a running one is asked to end within one batch.
+
+        False when the run had already ended; ``RunNotFound`` when there is no such run.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id} in {self.path}")
+            if row["status"] == "queued":
+                conn.execute("UPDATE runs SET status='stopped', message='stopped before it started', "
+                             "finished_at=COALESCE(finished_at, ?) WHERE id=?", (time.time(), int(run_id)))
+                return True
+            if row["status"] == "running":
+                conn.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (int(run_id),))
+                return True
+        return False
+
+    def stop_requested(self, run_id: int) -> bool:
+        """Whether Stop was pressed for ``run_id`` while it runs."""
+        with self._read() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def queue(self) -> list[Run]:
+        """The queued runs in the order they will start (fair share between students, see ``fair_order``)."""
+        with self._read() as conn:
+            rows = {r["id"]: r for r in conn.execute("SELECT * FROM runs WHERE status='queued'").fetchall()}
+            usage = _usage(conn, time.time(), 3600.0)
+        order = fair_order([(r["id"], r["student"], r["created_at"]) for r in rows.values()], usage)
+        return [_row_to_run(rows[i]) for i in order]
+
+    def queue_position(self, run_id: int) -> int | None:
+        """Where a queued run stands in line (1 = next), or None when it is not queued."""
+        ids = [r.id for r in self.queue()]
+        return ids.index(int(run_id)) + 1 if int(run_id) in ids else None
+
+    def student_usage(self, since_seconds: float = 3600.0) -> dict[str, float]:
+        """Seconds of training per student in the last ``since_seconds`` (running runs by their elapsed time)."""
+        with self._read() as conn:
+            return _usage(conn, time.time(), since_seconds)
+
+    def requeue(self, run_id: int, *, message: str = "queued to resume") -> None:
+        """Put a stopped, interrupted or failed run back in the queue to continue from its last saved epoch."""
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id} in {self.path}")
+            if row["status"] not in RESUMABLE:
+                raise ValueError(f"run {run_id} is {row['status']}; only a {', '.join(RESUMABLE)} run can resume")
+            conn.execute("UPDATE runs SET status='queued', message=?, finished_at=NULL, stop_requested=0, "
+                         "resume_of=id, worker=NULL, heartbeat_at=NULL, owner_host=?, owner_pid=?, owner_token=? "
+                         "WHERE id=?", (message, socket.gethostname(), os.getpid(), process_token(), int(run_id)))
+
+    def last_checkpoint_path(self, run_id: int) -> Path:
+        """Where run ``run_id``'s latest epoch is saved while it trains (``run-<id>-last.pt``), to resume from."""
+        return self.checkpoint_dir / f"run-{int(run_id)}-last.pt"
+
     # -- crash recovery ------------------------------------------------------------------------
 
     def _owner_alive(self, run_id: int) -> bool:
         with self._read() as conn:
-            row = conn.execute("SELECT owner_host, owner_pid, owner_token FROM runs WHERE id=?", (run_id,)).fetchone()
+            row = conn.execute("SELECT owner_host, owner_pid, owner_token, heartbeat_at FROM runs WHERE id=?",
+                               (run_id,)).fetchone()
         return row is not None and _owner_row_alive(row)
 
     def mark_interrupted(self) -> int:
-        """Mark runs left queued/running by a process that no longer exists as ``interrupted``.
+        """Mark running runs whose process no longer exists as ``interrupted``; returns the count.
 
-        Their finished epochs stay. Runs owned by a living process (another session's job,
-        a CLI run in another terminal) or by another machine are left alone. Returns the count.
+        Dead means: on this machine, the owning pid is gone (or reused by another program); on
+        another machine, its worker has not sent a heartbeat for ``HEARTBEAT_TIMEOUT`` seconds.
+        Their finished epochs and best checkpoint stay. Queued runs wait for a worker, however
+        long: the store is the queue, so a restart loses none of them.
         """
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT id, status, owner_host, owner_pid, owner_token FROM runs "
-                f"WHERE status IN ({','.join('?' * len(ACTIVE))})", ACTIVE).fetchall()
+            rows = conn.execute("SELECT id, status, owner_host, owner_pid, owner_token, heartbeat_at FROM runs "
+                                "WHERE status='running'").fetchall()
         dead = [r for r in rows if not _owner_row_alive(r)]
         if not dead:
             return 0
         now = time.time()
         with self._write() as conn:
             for r in dead:
-                what = "was running" if r["status"] == "running" else "was waiting in the queue"
                 conn.execute(
-                    "UPDATE runs SET status='interrupted', message=?, finished_at=COALESCE(finished_at, ?) "
-                    "WHERE id=? AND status=?",
-                    (f"the process that ran it stopped while it {what}; finished epochs are kept", now, r["id"],
-                     r["status"]))
+                    "UPDATE runs SET status='interrupted', message=?, stop_requested=0, "
+                    "finished_at=COALESCE(finished_at, ?) WHERE id=? AND status='running'",
+                    ("the process that ran it stopped while it was running; finished epochs are kept, and "
+                     "the best checkpoint (Resume continues it)", now, r["id"]))
         return len(dead)
 
     def recorder(self, run_id: int, *, flush_seconds: float = 0.5, flush_batches: int = 50):
@@ -503,7 +616,9 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
 
 def _owner_row_alive(row: sqlite3.Row) -> bool:
     if row["owner_host"] and row["owner_host"] != socket.gethostname():
-        return True  # another machine sharing the folder: we cannot tell, so leave it alone
+        # Another machine: only its worker's heartbeat tells; a run without one is left alone.
+        beat = row["heartbeat_at"] if "heartbeat_at" in row.keys() else None
+        return beat is None or time.time() - beat < HEARTBEAT_TIMEOUT
     if row["owner_pid"] is None:
         return False
     return process_alive(int(row["owner_pid"]), row["owner_token"])
@@ -522,7 +637,9 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         checkpoint=row["checkpoint"], val_predictions=_loads(row["val_predictions"]),
         trainable_params=row["trainable_params"], image_size=row["image_size"], device=row["device"],
         experiment=row["experiment"], group=row["experiment_group"], run_key=row["experiment_run"],
-        run_label=row["experiment_label"],
+        run_label=row["experiment_label"], student=row["student"] or "", worker=row["worker"],
+        heartbeat_at=row["heartbeat_at"], stop_requested=bool(row["stop_requested"]), resume_of=row["resume_of"],
+        executor=row["executor"],
     )
 
 

@@ -193,3 +193,32 @@ class BestCheckpoint(Callback):
         ckpt.extra.update(self.extra)
         save_checkpoint(ckpt, self.path)
         state.checkpoint_file = str(self.path)
+
+
+class LastCheckpoint(Callback):
+    """Writes the latest epoch to ``path`` after every epoch (atomically), to resume an unfinished run from.
+
+    Beside the weights, optimiser, scheduler and random states it keeps what the trainer needs to
+    carry on as if never stopped (``extra["resume"]``: the history, the best epoch, its confusion
+    matrix and predictions). The file is removed when the run finishes or diverges: only a run
+    that ended early (stopped, failed, killed) has something to resume.
+    """
+
+    def __init__(self, path: Path | str, *, extra: dict[str, Any] | None = None):
+        self.path = Path(path)
+        self.extra = dict(extra or {})
+
+    def after_epoch(self, state) -> None:
+        if not hasattr(state, "checkpoint"):  # a stand-in trainer holds no model to save
+            return
+        ckpt = state.checkpoint(training_state=True)
+        ckpt.extra.update(self.extra)
+        ckpt.extra["resume"] = {
+            "history": list(state.history), "best_val_acc": state.best_val_acc, "best_epoch": state.best_epoch,
+            "best_row": state.best_row, "best_predictions": state.best_predictions,
+            "confusion": state.confusion, "per_class_acc": state.per_class_acc, "step": state.step}
+        save_checkpoint(ckpt, self.path)
+
+    def after_fit(self, state) -> None:
+        if getattr(state, "status", None) in ("finished", "diverged"):
+            self.path.unlink(missing_ok=True)

@@ -147,9 +147,14 @@ class RunResult:
         return out
 
 
-def train(config: TrainConfig, *, callbacks: Iterable[Any] = (), stop: threading.Event | None = None) -> RunResult:
-    """Train ``config`` and return its ``RunResult``; never raises for a failed run (see ``RunResult.status``)."""
-    return Trainer(config, callbacks=callbacks, stop=stop).run()
+def train(config: TrainConfig, *, callbacks: Iterable[Any] = (), stop: threading.Event | None = None,
+          resume_from: Checkpoint | None = None) -> RunResult:
+    """Train ``config`` and return its ``RunResult``; never raises for a failed run (see ``RunResult.status``).
+
+    ``resume_from`` (a checkpoint with training state, e.g. ``LastCheckpoint``'s) continues that
+    run at the epoch after the checkpoint's.
+    """
+    return Trainer(config, callbacks=callbacks, stop=stop, resume_from=resume_from).run()
 
 
 class Trainer:
@@ -160,8 +165,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, *, callbacks: Iterable[Any] = (), stop: threading.Event | None = None,
-                 cache_features: bool = True):
+                 cache_features: bool = True, resume_from: Checkpoint | None = None):
         self.config = config
+        self.resume_from = resume_from
         builtin = [Throughput(), *([GradNorms()] if config.track_grad_norms else []), DivergenceCheck(), KeepBest(),
                    ConfusionMatrix()]
         self.callbacks = [*builtin, *callbacks]
@@ -340,7 +346,8 @@ class Trainer:
         """The epochs: train, validate, step the scheduler; callbacks hear every step."""
         state = self.state
         self._emit("before_fit")
-        for epoch in range(1, self.config.epochs + 1):
+        first = self._resume(self.resume_from) if self.resume_from is not None else 1
+        for epoch in range(first, self.config.epochs + 1):
             state.epoch, state.row, state.grad_norms = epoch, {}, None
             state.lr = lr = self.optimizer.param_groups[0]["lr"]
             began = time.perf_counter()
@@ -359,6 +366,29 @@ class Trainer:
             elif self.scheduler is not None and not self.per_batch:
                 self.scheduler.step()
             self._emit("after_epoch")
+
+    def _resume(self, ckpt: Checkpoint) -> int:
+        """Put back a saved epoch: weights, optimiser, scheduler, random states and history; returns the next epoch."""
+        state = self.state
+        self.learner.predictor.load_state_dict(ckpt.state_dict)
+        self.optimizer.load_state_dict(ckpt.optimizer_state)
+        if self.scheduler is not None and ckpt.scheduler_state is not None:
+            self.scheduler.load_state_dict(ckpt.scheduler_state)
+        rng = dict(ckpt.rng_state or {})
+        if "torch" in rng:
+            torch.set_rng_state(rng.pop("torch"))
+        for name, value in rng.items():
+            state.generators[name].set_state(value)
+        saved = ckpt.extra.get("resume") or {}  # LastCheckpoint's record of the epochs so far
+        state.history[:] = list(saved.get("history") or [])
+        state.best_val_acc, state.best_epoch = saved.get("best_val_acc"), saved.get("best_epoch")
+        state.best_row = saved.get("best_row")
+        state.best_predictions = saved.get("best_predictions")
+        state.confusion, state.per_class_acc = saved.get("confusion") or [], saved.get("per_class_acc") or []
+        if state.best_epoch == ckpt.epoch:
+            state.best_snapshot = self.learner.snapshot()  # else the best weights stay in the best checkpoint file
+        state.step = int(saved.get("step") or 0)
+        return int(ckpt.epoch or 0) + 1
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the training split; returns (mean loss, accuracy)."""
@@ -435,6 +465,7 @@ class Trainer:
         best = state.best_checkpoint() if self.learner is not None else None
         if best is not None:
             weights, payload = best.state_dict, best.to_payload()
+        if state.best_predictions is not None:  # also when a resumed run's best epoch came before the resume
             predictions = state.best_predictions.tolist()
         return RunResult(
             status=state.status, message=state.message, epochs=list(state.history), best_val_acc=state.best_val_acc,

@@ -183,8 +183,9 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Seq
             st.toast("Already launched: the runs are queued below.")  # a double click must not queue twice
             return
         from cnnviz.jobs import get_manager
+        from cnnviz.ui.student import current_student
 
-        ids = ex.launch(exp, plans, manager=get_manager(store), runs=store.list())
+        ids = ex.launch(exp, plans, manager=get_manager(store), runs=store.list(), student=current_student())
         st.session_state[guard] = time.time()
         st.toast(f"Queued runs {ids[0]}-{ids[-1]}; they train one after another.")
         st.rerun()

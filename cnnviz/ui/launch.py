@@ -7,15 +7,16 @@ import math
 import streamlit as st
 
 from cnnviz.runs import RunNotFound, RunStore
-from cnnviz.jobs import get_manager
+from cnnviz.jobs import submit
 from cnnviz.training.checks import validate_config
 from cnnviz.training.config import ConfigError
 from cnnviz.ui import state
 from cnnviz.ui.logic import build_train_config, images_for_estimate
+from cnnviz.ui.student import current_student
 
 
 def launch(options: dict, data) -> None:
-    """Build the config from the widgets, submit it, attach the page to the new run and rerun."""
+    """Build the config from the widgets, queue it as this student's run, attach the page to it and rerun."""
     try:
         config = build_train_config(st.session_state, options=options)
     except ValueError as exc:
@@ -33,8 +34,8 @@ def launch(options: dict, data) -> None:
         state.attach(previous)
         st.rerun()
     try:
-        run_id = get_manager().submit(config, name=config.name or None)
-    except ValueError as exc:  # e.g. a device that is not there
+        run_id = submit(config, student=current_student(), name=config.name or None)
+    except ValueError as exc:  # a config the registries refuse
         st.error(str(exc))
         return
     launched[config.to_json()] = run_id

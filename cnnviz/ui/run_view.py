@@ -16,7 +16,7 @@ import streamlit as st
 
 from cnnviz import charts
 from cnnviz.runs import RunNotFound, RunStore
-from cnnviz.jobs import get_manager
+from cnnviz import jobs
 from cnnviz.ui import state
 from cnnviz.ui.logic import (TERMINAL, cell_indices, confusion_cells, misclassified, run_progress,
                              status_message)
@@ -47,6 +47,11 @@ def show_run(run_id: int) -> bool:
             state.prefill_train_form(run.config)
             state.detach()
             st.rerun()
+        if run.status in ("stopped", "interrupted", "failed") and st.button(
+                "Resume", key="train_resume", icon=":material/play_arrow:",
+                help="Continue from the last saved epoch, as if it had never stopped."):
+            jobs.resume(run.id, store=store)
+            st.rerun()
     if run.status in TERMINAL:
         show_results(run, store)
     else:
@@ -71,11 +76,11 @@ def describe(config) -> str:
 @st.fragment(run_every=POLL_SECONDS)
 def live_panel(run_id: int) -> None:
     """Progress, curves and the epoch table of a queued or running run, redrawn every second."""
-    store, manager = RunStore(), get_manager()
+    store = RunStore()
     run = store.get(run_id)
     if run.status in TERMINAL:
         st.rerun(scope="app")  # draw the results once, then stop polling
-    job = manager.status(run_id)
+    job = jobs.status(run_id, store=store)
     epochs, batches = store.epochs(run_id), store.batches(run_id)
     progress = run_progress(status=run.status, epochs_total=run.config.epochs, epoch_rows=epochs, batch_rows=batches,
                             started_at=run.started_at, now=time.time(), queue_position=job.queue_position,
@@ -85,7 +90,7 @@ def live_panel(run_id: int) -> None:
     bar.progress(progress.fraction, text=progress.text)
     if stop.button("Stop", width="stretch", key="train_stop", type="primary", disabled=job.stopping,
                    help="Ends within one batch; the best epoch so far is kept."):
-        manager.stop(run_id)
+        store.request_stop(run_id)
         st.toast(f"Stopping run {run_id}...")
     draw_curves(epochs, batches, epochs_total=run.config.epochs, num_classes=len(run.classes or []))
 

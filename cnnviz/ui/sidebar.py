@@ -13,6 +13,7 @@ import streamlit as st
 from cnnviz import paths
 from cnnviz.device import describe_cpu, describe_device
 from cnnviz.ui import state
+from cnnviz.ui.student import identity_widget
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,6 +39,7 @@ def device_hint() -> str:
 def draw_sidebar() -> None:
     """Draw the shared sidebar (below the page menu)."""
     with st.sidebar:
+        identity_widget()
         st.caption(f"Device: **{device_hint()}**")
         st.caption(f"Runs and checkpoints: `{paths.home()}`")
         run_id = st.session_state.get(state.TRAIN_RUN)

@@ -351,3 +351,21 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
                 help=f"{n_train:,} training and {n_val:,} validation images; from the FLOPs and a quick speed "
                      f"measurement on this device. About {format_seconds(total)} for {plural(epochs, 'epoch')}"
                      + ("; the frozen features are computed once, so later epochs take moments." if once else "."))
+
+
+# -- your runs --------------------------------------------------------------------------------
+
+def your_runs(student: str) -> None:
+    """This student's running and queued runs: status, place in the queue, a link that shows each."""
+    from cnnviz.runs import RunStore
+
+    store = RunStore()
+    mine = [r for r in store.list(("running", "queued")) if r.student == student]
+    if not mine:
+        return
+    line = {r.id: i for i, r in enumerate(store.queue(), start=1)}
+    st.markdown(f"**Your runs** ({student})")
+    for run in sorted(mine, key=lambda r: r.id):
+        where = f"position {line[run.id]} in the queue" if run.id in line else run.status
+        st.page_link("pages/train.py", label=f"Run {run.id}: {run.label} · {where}", icon=":material/monitoring:",
+                     query_params={state.QUERY_RUN: str(run.id), "student": student})
