@@ -59,7 +59,13 @@ CREATE TABLE IF NOT EXISTS runs (
     experiment TEXT,
     experiment_group INTEGER,
     experiment_run TEXT,
-    experiment_label TEXT
+    experiment_label TEXT,
+    student TEXT NOT NULL DEFAULT '',
+    worker TEXT,
+    heartbeat_at REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    resume_of INTEGER,
+    executor TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL,
@@ -128,6 +134,10 @@ class Run:
     group: int | None = None
     run_key: str | None = None
     run_label: str | None = None
+    student: str = ""  # who submitted it
+    worker: str | None = None  # the worker that claimed it
+    heartbeat_at: float | None = None
+    stop_requested: bool = False
 
     @property
     def label(self) -> str:
@@ -253,7 +263,8 @@ class RunStore:
     # -- runs ------------------------------------------------------------------------------
 
     def create(self, config, *, name: str | None = None, status: str = "queued", experiment: str | None = None,
-               group: int | None = None, label: str | None = None, run_key: str | None = None) -> int:
+               group: int | None = None, label: str | None = None, run_key: str | None = None,
+               student: str = "") -> int:
         """Add a run for ``config`` owned by this process; returns its id.
 
         ``experiment``, ``group``, ``run_key`` and ``label`` tag a run launched as part of a guided
@@ -264,9 +275,10 @@ class RunStore:
         with self._write() as conn:
             cur = conn.execute(
                 "INSERT INTO runs (name, config, status, created_at, owner_host, owner_pid, owner_token, "
-                "experiment, experiment_group, experiment_run, experiment_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "experiment, experiment_group, experiment_run, experiment_label, student) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, config.to_json(), status, time.time(), socket.gethostname(), os.getpid(), process_token(),
-                 experiment, _int_or_none(group), run_key, label))
+                 experiment, _int_or_none(group), run_key, label, student or ""))
             return int(cur.lastrowid)
 
     def get(self, run_id: int) -> Run:
@@ -486,6 +498,40 @@ class RunStore:
 
         return StoreRecorder(self, run_id, flush_seconds=flush_seconds, flush_batches=flush_batches)
 
+    # -- the queue: stop requests and usage ---------------------------------------------------
+
+    def request_stop(self, run_id: int) -> None:
+        """Ask the worker training run ``run_id`` to stop it; a queued run is stopped at once."""
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
+            conn.execute("UPDATE runs SET status='stopped', message='stopped before it started', "
+                         "finished_at=? WHERE id=? AND status='queued'", (time.time(), run_id))
+
+    def stop_requested(self, run_id: int) -> bool:
+        """Whether someone asked run ``run_id`` to stop."""
+        with self._read() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def queue(self) -> list[Run]:
+        """Queued runs in the order they will start."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE status='queued' ORDER BY id").fetchall()
+        return [_row_to_run(r) for r in rows]
+
+    def student_usage(self, since_seconds: float = 3600) -> dict[str, float]:
+        """Training seconds per student over the last ``since_seconds``."""
+        now = time.time()
+        since = now - since_seconds
+        with self._read() as conn:
+            rows = conn.execute("SELECT student, started_at, finished_at FROM runs WHERE started_at IS NOT NULL "
+                                "AND COALESCE(finished_at, ?) >= ?", (now, since)).fetchall()
+        usage: dict[str, float] = {}
+        for r in rows:
+            spent = (r["finished_at"] or now) - max(r["started_at"], since)
+            usage[r["student"] or ""] = usage.get(r["student"] or "", 0.0) + max(spent, 0.0)
+        return usage
+
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Add columns that a newer schema declares but an existing file lacks (additive changes need no version)."""
@@ -522,7 +568,8 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         checkpoint=row["checkpoint"], val_predictions=_loads(row["val_predictions"]),
         trainable_params=row["trainable_params"], image_size=row["image_size"], device=row["device"],
         experiment=row["experiment"], group=row["experiment_group"], run_key=row["experiment_run"],
-        run_label=row["experiment_label"],
+        run_label=row["experiment_label"], student=row["student"] or "", worker=row["worker"],
+        heartbeat_at=row["heartbeat_at"], stop_requested=bool(row["stop_requested"]),
     )
 
 
