@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from cnnviz.jobs.estimates import FROM_BENCHMARK, epoch_estimate, estimate_run, remaining_seconds, split_sizes
+from cnnviz.jobs.estimates import (FROM_BENCHMARK, epoch_estimate, estimate_run, queue_schedule, remaining_seconds,
+                                   split_sizes)
 from cnnviz.runs import RunStore
 from cnnviz.training.config import TrainConfig
 
@@ -72,3 +73,22 @@ def test_epoch_estimate_and_remaining_time(store):
     assert epoch_estimate(store, arch="resnet18", image_size=32, mode="freeze", images=100) is None
     estimate = estimate_run(CONFIG, store)
     assert remaining_seconds(store.get(run_id), store, estimate) == pytest.approx(estimate.seconds / 3)
+
+
+def test_queue_schedule_gives_each_queued_run_the_first_free_worker(store):
+    finished_run(store, CONFIG, [10.0, 10.0, 10.0], setup=0.0)  # a CONFIG run takes 30 s here
+    running = store.create(CONFIG, student="ann")
+    store.record_start(running, params=1, flops=1, classes=["a", "b"], image_size=32)
+    store.record_epoch(running, {"epoch": 1, "seconds": 10.0})  # one of three epochs done: 20 s left
+    first, second, third = (store.create(CONFIG, student=s) for s in ("bob", "cat", "dan"))
+    unknown = store.create(CONFIG.replace(arch="vgg11"), student="eve")  # no history, no benchmark
+
+    slots = queue_schedule(store, workers=2, now=1000.0)
+
+    assert [(s.run.id, s.position) for s in slots] == [(first, 1), (second, 2), (third, 3), (unknown, 4)]
+    assert (slots[0].start, slots[0].end) == pytest.approx((1000.0, 1030.0))  # the idle worker
+    assert (slots[1].start, slots[1].end) == pytest.approx((1020.0, 1050.0))  # after the running run
+    assert (slots[2].start, slots[2].end) == pytest.approx((1030.0, 1060.0))
+    assert slots[3].start == pytest.approx(1050.0) and slots[3].end is None
+    with_benchmark = queue_schedule(store, workers=2, now=1000.0, fallback=lambda config: 100.0)
+    assert with_benchmark[3].end == pytest.approx(1150.0)

@@ -141,3 +141,41 @@ def remaining_seconds(run: Run, store: RunStore, estimate: Estimate | None) -> f
     done = len(store.epochs(run.id))
     epochs = max(run.config.epochs, 1)
     return estimate.seconds * max(epochs - done, 0) / epochs
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A queued run's place: its position (1 = next) and estimated start and end (Unix seconds; None: unknown)."""
+
+    run: Run
+    position: int
+    start: float | None
+    end: float | None
+
+
+def queue_schedule(store: RunStore, *, workers: int, now: float, fallback: Callable[[object], float] | None = None,
+                   running: list[Run] | None = None, queued: list[Run] | None = None) -> list[Slot]:
+    """When each queued run should start and end, with ``workers`` runs training at a time.
+
+    Each queued run takes the first worker to come free, as the queue orders them; a worker's
+    free time is unknown after a run whose length cannot be estimated.
+    """
+    running = running if running is not None else store.list("running")
+    queued = queued if queued is not None else store.queue()
+    free: list[float | None] = []
+    for run in running:
+        left = remaining_seconds(run, store, estimate_run(run.config, store, fallback=fallback))
+        free.append(None if left is None else now + left)
+    free += [now] * max(workers - len(free), 0)
+    slots = []
+    for position, run in enumerate(queued, start=1):
+        known = [t for t in free if t is not None]
+        if not known:
+            slots.append(Slot(run, position, None, None))
+            continue
+        start = min(known)
+        estimate = estimate_run(run.config, store, fallback=fallback)
+        end = None if estimate is None else start + estimate.seconds
+        free[free.index(start)] = end
+        slots.append(Slot(run, position, start, end))
+    return slots
