@@ -55,7 +55,7 @@ def test_a_run_trains_on_the_cluster_and_its_checkpoint_comes_back(ray_head, sto
     assert run.status == "finished", run.message
     assert [row["epoch"] for row in store.epochs(run_id)] == [1, 2]
     assert store.batches(run_id)  # the live loss trace came through too
-    assert run.classes and run.params and run.best_epoch in (1, 2)
+    assert run.classes and run.params and run.best_epoch in (1, 2) and run.device.startswith("cpu on ")
     assert Path(run.checkpoint) == store.checkpoint_path(run_id) and Path(run.checkpoint).is_file()
     ckpt = load_checkpoint(run.checkpoint)
     assert ckpt.arch == "cifar_resnet" and ckpt.epoch == run.best_epoch and ckpt.extra["run_id"] == run_id

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -73,8 +74,10 @@ def _relay_callback(queue, checkpoint_file: Path):
         def before_fit(self, state) -> None:
             self.batches: list[tuple] = []
             self.flushed = time.monotonic()
-            queue.put(("before_fit", {name: getattr(state, name, None) for name in
-                                      ("params", "flops", "classes", "trainable_params", "image_size", "device")}))
+            info = {name: getattr(state, name, None) for name in
+                    ("params", "flops", "classes", "trainable_params", "image_size", "device")}
+            info["device"] = f"{state.device} on {socket.gethostname()}"  # which node of the cluster
+            queue.put(("before_fit", info))
 
         def after_batch(self, state) -> None:
             self.batches.append((state.loss, state.epoch))
@@ -134,7 +137,8 @@ class _Receiver:
         self.result: dict | None = None
 
     def apply(self, event: str, data: Any) -> None:
-        if event == "before_fit":
+        if event == "before_fit":  # again after an out-of-memory retry: the history starts over
+            self.history = []
             self.recorder.before_fit(SimpleNamespace(**data))
         elif event == "batches":
             for loss, epoch in data:
