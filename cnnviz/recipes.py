@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnviz.jobs.estimates import split_sizes  # noqa: F401  (re-exported: its home is the estimates)
 from cnnviz.training.config import TrainConfig
 
 # Epochs that finish in a few minutes on a laptop CPU; the course runs used 10-25.
@@ -149,23 +150,6 @@ def estimate_epoch_seconds(*, flops_per_image: int, train_images: int, val_image
         raise ValueError("flops_per_second must be positive")
     work = flops_per_image * (TRAIN_COST.get(mode, 3.0) * train_images + val_images)
     return work / flops_per_second
-
-
-def split_sizes(config) -> tuple[int, int]:
-    """(training images, validation images) a ``TrainConfig`` will use, from the dataset registry's split sizes."""
-    from cnnviz.data import get_dataset_spec  # lazy: the data registry imports torch
-
-    spec = get_dataset_spec(config.dataset)
-    sizes = spec.split_images
-    train, val = sizes.get("train", 1_000), sizes.get("val", sizes.get("test", 250))
-    if config.val_split == "random":
-        train, val = int(train * 0.8), train - int(train * 0.8)
-    classes = spec.classes_for(config.labels) or 10
-    if config.subset:
-        train = min(train, config.subset * classes)
-    if config.val_subset:
-        val = min(val, config.val_subset * classes)
-    return train, val
 
 
 @functools.lru_cache(maxsize=256)

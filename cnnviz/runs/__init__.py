@@ -8,7 +8,9 @@ checkpoint format itself is ``cnnviz.checkpoint``'s.
 from cnnviz.paths import register_init_resolver
 from cnnviz.runs.checkpoints import checkpoint_path, load_model
 from cnnviz.runs.store import ACTIVE, STATUSES, Run, RunNotFound, RunStore
+from cnnviz.runs.cleanup import cleanup_checkpoints, disk_status, disk_use_by_student, parse_bytes
 
 register_init_resolver("run", checkpoint_path)
 
-__all__ = ["ACTIVE", "Run", "RunNotFound", "RunStore", "STATUSES", "checkpoint_path", "load_model"]
+__all__ = ["ACTIVE", "Run", "RunNotFound", "RunStore", "STATUSES", "checkpoint_path", "cleanup_checkpoints", "disk_status",
+           "disk_use_by_student", "load_model", "parse_bytes"]

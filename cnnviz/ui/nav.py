@@ -36,6 +36,8 @@ PAGES = (
              "Redo the course comparisons (AlexNet vs ResNet, probes, AlexSE...) in a few clicks."),
     PageInfo("pages/learn.py", "Learn", ":material/school:",
              "Why residuals work, what SE blocks do, and AlexNet's own ingredients."),
+    PageInfo("pages/teacher.py", "Teacher", ":material/supervisor_account:",
+             "The class's queue and running runs, cancel any run, checkpoint disk use and cleanup."),
 )
 
 

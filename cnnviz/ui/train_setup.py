@@ -13,7 +13,9 @@ import streamlit as st
 
 from cnnviz import paths
 from cnnviz.data import DatasetError, DatasetUnavailable, get_dataset_spec, list_datasets
+from cnnviz.jobs.estimates import epoch_estimate
 from cnnviz.models import get_spec
+from cnnviz.runs import RunStore
 from cnnviz.recipes import default_config, default_probe_layer, estimate_epoch_seconds, features_cached, \
     format_seconds, registry_recipe
 from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
@@ -343,13 +345,20 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
     epochs = int(st.session_state.get("train_epochs", 1))
     once = features_cached(mode=st.session_state.get("train_mode", "scratch"),
                            augment=st.session_state.get("train_augment", "none"))
+    # This server's own epochs replace the benchmark once there are any (cached-feature epochs time the head alone).
+    learned = None if once else epoch_estimate(RunStore(), arch=arch, image_size=size, mode=st.session_state.get(
+        "train_mode", "scratch"), images=n_train + n_val)
+    source = "from the FLOPs and a quick speed measurement on this device"
+    if learned:
+        seconds = learned.seconds
+        source = f"{learned.source} ({format_seconds(learned.low)} to {format_seconds(learned.high)})"
     total = seconds if once else seconds * epochs
     c = st.columns(3)
     c[0].metric("Parameters", format_count(params), help=f"{params:,}")
     c[1].metric("FLOPs per image", format_flops(flops), help=f"{flops:,} at {size} px")
     c[2].metric("First epoch (estimate)" if once else "Time per epoch (estimate)", f"~{format_seconds(seconds)}",
-                help=f"{n_train:,} training and {n_val:,} validation images; from the FLOPs and a quick speed "
-                     f"measurement on this device. About {format_seconds(total)} for {plural(epochs, 'epoch')}"
+                help=f"{n_train:,} training and {n_val:,} validation images; {source}. "
+                     f"About {format_seconds(total)} for {plural(epochs, 'epoch')}"
                      + ("; the frozen features are computed once, so later epochs take moments." if once else "."))
 
 

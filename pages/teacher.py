@@ -1,0 +1,25 @@
+"""Teacher: the queue with estimated start and end, who trains what, cancel any run, disk use and cleanup."""
+
+import streamlit as st
+
+from cnnviz.ui import teacher_view as view
+from cnnviz.ui.nav import require_router
+from cnnviz.ui.widgets import open_store
+
+require_router()
+st.title("Teacher")
+view.require_teacher()
+st.caption("The whole class at a glance: what waits, what trains, and how much disk the checkpoints take.")
+st.button("Refresh", key="teacher_refresh", icon=":material/refresh:")
+
+store = open_store()
+runs = store.list()
+running = [run for run in runs if run.status == "running"]
+queued = store.queue()
+fallback = view.benchmark(store, runs)
+
+view.running_section(store, running, fallback)
+view.queue_section(store, running, queued, fallback)
+view.cancel_section(store, [*running, *queued])
+st.divider()
+view.disk_section(store)
