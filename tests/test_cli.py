@@ -232,3 +232,40 @@ def test_train_owns_its_run_as_the_student():
     assert result.returncode == 0, result.stderr
     run = RunStore().get(json.loads(result.stdout)["run_id"])
     assert (run.student, run.status) == ("bob", "finished") and run.worker is None
+
+
+def _bad_weights(folder: Path) -> dict[str, Path]:
+    import torch
+
+    files = {"random": folder / "random.pth", "empty": folder / "empty.pth", "pickled": folder / "pickled.pth"}
+    files["random"].write_bytes(np.random.default_rng(0).bytes(2048))
+    files["empty"].write_bytes(b"")
+    torch.save({"hook": print}, files["pickled"])  # a reference to Python code: weights_only refuses it
+    return files
+
+
+@pytest.mark.parametrize("kind, words", [("random", "not a readable weights file"), ("empty", "is empty"),
+                                         ("pickled", "contains Python code")])
+def test_bad_init_file_is_a_one_line_usage_error_and_stores_no_run(tmp_path, kind, words):
+    path = _bad_weights(tmp_path)[kind]
+    done = cli("train", "--mode", "finetune", "--init", str(path), "--epochs", "1", "--subset", "4",
+               "--val-subset", "2")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and path.name in lines[0] and words in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert RunStore().list() == []
+
+
+def test_wrapped_state_dict_with_module_prefix_is_unwrapped(tmp_path):
+    import torch
+
+    from cnnviz.models import get_model
+
+    state = get_model("cifar_resnet", num_classes=10, options={"depth": 20}).state_dict()
+    path = tmp_path / "published.pth"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 200}, path)
+    done = cli("train", "--arch", "cifar_resnet", "--option", "depth=20", "--mode", "finetune", "--init", str(path),
+               "--epochs", "1", "--subset", "4", "--val-subset", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "finished"

@@ -23,6 +23,7 @@ from cnnviz.cli.common import (
     epoch_line,
     fmt,
     imagenet_weights_name,
+    one_line,
     parse_options,
     print_json,
 )
@@ -86,7 +87,20 @@ def _prepare(config) -> None:
     pick_device(config.device)
     _check_init(config)
     size = resolve_image_size(config)
-    load_splits(config, image_size=size, progress=decode_progress())
+    train, _ = load_splits(config, image_size=size, progress=decode_progress())
+    _check_init_fits(config, num_classes=len(train.classes))
+
+
+def _check_init_fits(config, *, num_classes: int) -> None:
+    """The starting weights load into the chosen network: a file that cannot is a usage error, not a failed run."""
+    if config.init in ("none", "imagenet"):
+        return
+    from cnnviz.models import WeightsError, get_model
+
+    try:
+        get_model(config.arch, num_classes=num_classes, options=config.options, init=config.init)
+    except WeightsError as exc:
+        raise UsageError(f"--init {config.init}: {one_line(exc)}") from None
 
 
 def _check_init(config) -> None:

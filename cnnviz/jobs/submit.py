@@ -25,11 +25,14 @@ def submit(config, *, student: str, name: str | None = None, store: RunStore | N
     """Validate ``config`` and queue it for the workers as ``student``'s run; returns the run id.
 
     ``tags`` are ``RunStore.create``'s experiment tags. A config the registries refuse raises
-    ``ConfigError`` before anything is stored.
+    ``ConfigError``, and one whose estimated peak memory is above the server's budget a
+    ``ValueError`` saying what fits, before anything is stored.
     """
+    from cnnviz.jobs.admission import check_admission
     from cnnviz.training.checks import validate_config  # the registries: torch
 
     validate_config(config)
+    check_admission(config)
     store = store or RunStore()
     return store.create(config, name=name, status="queued", student=student or "", **tags)
 
