@@ -59,7 +59,11 @@ CREATE TABLE IF NOT EXISTS runs (
     experiment TEXT,
     experiment_group INTEGER,
     experiment_run TEXT,
-    experiment_label TEXT
+    experiment_label TEXT,
+    test_acc REAL,
+    test_loss REAL,
+    test_confusion TEXT,
+    splits TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL,
@@ -128,6 +132,11 @@ class Run:
     group: int | None = None
     run_key: str | None = None
     run_label: str | None = None
+    # The test set, evaluated once at the end on the best-validation weights (None: none, or not yet).
+    test_acc: float | None = None
+    test_loss: float | None = None
+    test_confusion: list[list[int]] | None = None
+    splits: dict | None = None  # train/val/test: {"images": n, "from": words} (test None: the dataset has none)
 
     @property
     def label(self) -> str:
@@ -145,7 +154,8 @@ class Run:
         return {
             "id": self.id, "name": self.label, "arch": cfg.arch, "options": cfg.options,
             "dataset": cfg.dataset, "mode": cfg.mode, "status": self.status, "message": self.message,
-            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "epochs": cfg.epochs,
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "test_acc": self.test_acc,
+            "epochs": cfg.epochs,
             "train_seconds": self.train_seconds, "params": self.params, "flops": self.flops,
             "image_size": self.image_size, "device": self.device, "created_at": self.created_at,
         }
@@ -369,7 +379,8 @@ class RunStore:
                 "UPDATE runs SET status=?, message=?, finished_at=?, train_seconds=?, params=COALESCE(?, params), "
                 "flops=COALESCE(?, flops), classes=COALESCE(?, classes), best_val_acc=?, best_epoch=?, confusion=?, "
                 "per_class_acc=?, val_predictions=?, checkpoint=COALESCE(?, checkpoint), "
-                "trainable_params=COALESCE(?, trainable_params), image_size=COALESCE(?, image_size) WHERE id=?",
+                "trainable_params=COALESCE(?, trainable_params), image_size=COALESCE(?, image_size), test_acc=?, "
+                "test_loss=?, test_confusion=?, splits=? WHERE id=?",
                 (result.status, getattr(result, "message", None), time.time(),
                  _float_or_none(getattr(result, "train_seconds", None)),
                  _int_or_none(getattr(result, "params", None)), _int_or_none(getattr(result, "flops", None)),
@@ -380,7 +391,10 @@ class RunStore:
                  _json_or_none(getattr(result, "per_class_acc", None)),
                  _json_or_none(getattr(result, "val_predictions", None)), checkpoint,
                  _int_or_none(getattr(result, "trainable_params", None) or None),
-                 _int_or_none(getattr(result, "image_size", None) or None), run_id))
+                 _int_or_none(getattr(result, "image_size", None) or None),
+                 _float_or_none(getattr(result, "test_acc", None)), _float_or_none(getattr(result, "test_loss", None)),
+                 _json_or_none(getattr(result, "test_confusion", None)),
+                 _json_or_none(getattr(result, "splits", None) or None), run_id))
 
     def record_checkpoint(self, run_id: int, path: Path | str, *, best_epoch: int | None = None,
                           best_val_acc: float | None = None) -> None:
@@ -445,6 +459,8 @@ class RunStore:
                 "params": run.params, "trainable_params": run.trainable_params, "flops": run.flops,
                 "image_size": run.image_size, "device": run.device, "classes": run.classes,
                 "confusion": run.confusion, "per_class_acc": run.per_class_acc,
+                "test_acc": run.test_acc, "test_loss": run.test_loss, "test_confusion": run.test_confusion,
+                "splits": run.splits,
             },
             "checkpoint": Path(run.checkpoint).name if run.checkpoint else None,
         }
@@ -522,7 +538,8 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         checkpoint=row["checkpoint"], val_predictions=_loads(row["val_predictions"]),
         trainable_params=row["trainable_params"], image_size=row["image_size"], device=row["device"],
         experiment=row["experiment"], group=row["experiment_group"], run_key=row["experiment_run"],
-        run_label=row["experiment_label"],
+        run_label=row["experiment_label"], test_acc=row["test_acc"], test_loss=row["test_loss"],
+        test_confusion=_loads(row["test_confusion"]), splits=_loads(row["splits"]),
     )
 
 
