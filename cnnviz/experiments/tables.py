@@ -26,25 +26,36 @@ def epochs_table(outcomes: Sequence[Outcome]) -> pd.DataFrame:
 
 
 def results_table(experiment: Experiment, outcomes: Sequence[Outcome]) -> pd.DataFrame:
-    """One row per run: status, best val acc (epoch), time, and the published figure beside it."""
+    """One row per run: status, best val acc (epoch), test acc, time, and the published figure beside it.
+
+    "published split" says what the report measured (test or val); the difference sets the run's
+    figure on that split beside it ("compared on": val where the run has no test set).
+    """
     rows = []
     for o in outcomes:
         pub = experiment.published_for(o.key) if comparable(experiment, o) else None
+        value, split = o.figure(pub.split) if pub else (None, "")
         rows.append({
             "run": o.label, "status": o.status,
-            "best val acc": o.best_val_acc, "best epoch": o.best_epoch,
+            "best val acc": o.best_val_acc, "best epoch": o.best_epoch, "test acc": o.test_acc,
             "epochs": f"{len(o.epochs)}/{o.config.epochs}",
             "time": format_duration(o.train_seconds) if o.train_seconds else "",
             "published": pub.shown() if pub else "",
+            "published split": pub.split if pub else "",
             # text, so a run without a published figure shows a blank rather than "None"
-            "difference (points)": signed(points(o.best_val_acc - pub.value))
-            if pub and pub.value is not None and o.best_val_acc is not None else "",
+            "difference (points)": signed(points(value - pub.value))
+            if pub and pub.value is not None and value is not None else "",
+            "compared on": split if pub and pub.value is not None and value is not None else "",
         })
-    frame = pd.DataFrame(rows, columns=["run", "status", "best val acc", "best epoch", "epochs", "time", "published",
-                                        "difference (points)"])
-    frame["best val acc"] = pd.to_numeric(frame["best val acc"], errors="coerce")
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    for column in ("best val acc", "test acc"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame["best epoch"] = pd.to_numeric(frame["best epoch"], errors="coerce").astype("Int64")
     return frame
+
+
+RESULT_COLUMNS = ["run", "status", "best val acc", "best epoch", "test acc", "epochs", "time", "published",
+                  "published split", "difference (points)", "compared on"]
 
 
 def report_text(outcome: Outcome) -> str:
@@ -62,6 +73,8 @@ def report_text(outcome: Outcome) -> str:
     lines.append(f"Training complete in {int(seconds // 60)}m {int(seconds % 60)}s")
     if outcome.best_val_acc is not None:
         lines.append(f"Best val Acc: {outcome.best_val_acc:.4f}")
+    if outcome.test_acc is not None:
+        lines.append(f"Test Acc (once, best-validation weights): {outcome.test_acc:.4f}")
     return "\n".join(lines)
 
 
