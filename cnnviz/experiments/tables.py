@@ -7,7 +7,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from cnnviz.experiments.conclude import comparable, points, signed
+from cnnviz.experiments.conclude import comparable, conclude, noise_line, points, signed
 from cnnviz.experiments.spec import Experiment, Outcome
 from cnnviz.recipes import format_seconds
 
@@ -81,3 +81,36 @@ def report_text(outcome: Outcome) -> str:
 def format_duration(seconds: float) -> str:
     """``42 s``, ``3 min 5 s``, ``1 h 12 min``."""
     return format_seconds(seconds)
+
+
+def published_rows(experiment: Experiment, outcome: Outcome) -> list[dict]:
+    """The published figures set beside ``outcome``: its own figure on the same split where it has one, none
+    (and why) where it ran on a stand-in dataset."""
+    same = comparable(experiment, outcome)
+    rows = []
+    for pub in experiment.published:
+        if pub.run_key != outcome.key:
+            continue
+        value, split = outcome.figure(pub.split) if same else (None, f"none: ran on {outcome.config.dataset}, "
+                                                                     f"not {experiment.dataset}")
+        rows.append({"label": pub.label, "value": pub.shown(), "split": pub.split, "citation": pub.citation,
+                     "yours": value, "yours_split": split})
+    return rows
+
+
+def report_summary(experiment: Experiment, outcomes: Sequence[Outcome]) -> dict:
+    """What an experiment's lab report shows, as plain data: the question, the settings, the tables, the
+    conclusions with their noise band, and every published figure with its split and source."""
+    lines = conclude(experiment, outcomes)
+    noise = noise_line([o for o in outcomes if o.done and o.best_val_acc is not None])
+    lines += [line for line in noise if line not in lines]  # the noise band, even where the card leaves it out
+    published = [{"label": p.label, "value": p.shown(), "split": p.split, "run": p.run_key or "",
+                  "citation": p.citation} for p in experiment.published]
+    return {
+        "key": experiment.key, "number": experiment.number, "title": experiment.title,
+        "question": experiment.question, "expectation": experiment.expectation, "why": experiment.why,
+        "dataset": experiment.dataset, "settings": dict(experiment.settings),
+        "results": results_table(experiment, outcomes), "epochs": epochs_table(outcomes), "conclusions": lines,
+        "published": published,
+        "runs": [{"id": o.run_id, "label": o.label, "published": published_rows(experiment, o)} for o in outcomes],
+    }
