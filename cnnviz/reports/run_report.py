@@ -217,3 +217,17 @@ def run_report(store, run_id: int, *, published: Sequence[dict] = ()) -> Report:
     report = Report(f"Lab report: {run.label}", f"{run.config.describe()} — run {run.id}, {run.status}")
     report.sections += run_sections(store, run_id, published=published)
     return report
+
+
+def runs_report(store, run_ids: Sequence[int], *, title: str = "Lab report: runs compared") -> Report:
+    """One report holding several runs, each with every section of its own report (the Compare page's)."""
+    ids = list(run_ids)
+    report = Report(title, f"runs {', '.join(str(i) for i in ids)}")
+    rows = [{"run": r.label, "id": r.id, "status": r.status, "best val acc": r.best_val_acc,
+             "test acc": r.test_acc, "seconds": r.train_seconds} for r in map(store.get, ids)]
+    report.section("The runs").add(Table(frame(rows), "best val acc chose each run's best epoch; test acc was "
+                                                      "evaluated once on its weights"))
+    for run_id in ids:
+        report.section(f"Run {run_id}: {store.get(run_id).label}")
+        report.sections += run_sections(store, run_id, level=3)
+    return report

@@ -55,7 +55,21 @@ def filtered_table(table: pd.DataFrame) -> pd.DataFrame:
     left.caption(f"{len(shown)} of {len(table)} runs shown.")
     right.download_button("Export table as CSV", compare.table_csv(shown), file_name="cnnviz-runs.csv",
                           mime="text/csv", key="compare_export_csv", icon=":material/download:", width="stretch")
+    ids = [int(i) for i in shown["id"].head(REPORT_RUNS)] if "id" in shown.columns else []
+    if ids:
+        right.download_button(f"Lab report of {len(ids)} run(s) (HTML)", data=lambda: _runs_report_html(ids),
+                              file_name="cnnviz-runs-report.html", mime="text/html", key="compare_report",
+                              icon=":material/description:", width="stretch")
     return shown
+
+
+REPORT_RUNS = 10  # runs in one compared report at most: each brings its model, tables and pictures
+
+
+def _runs_report_html(ids: list[int]) -> str:
+    from cnnviz.reports import render, runs_report
+
+    return render(runs_report(RunStore(), ids), "html")
 
 
 def _pick_shown(ids: list[int]) -> None:
