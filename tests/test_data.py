@@ -203,7 +203,10 @@ def test_layouts_wrapper_and_split_folders(tmp_path):
     split = write_class_folders(tmp_path, ["x", "y"], 5, splits=["train", "test"], n_val=2, name="split")
     train = load_dataset("folder", path=split, image_size=16, split="train")
     val = load_dataset("folder", path=split, image_size=16, split="val")
-    assert train.class_counts() == {"x": 5, "y": 5} and val.class_counts() == {"x": 2, "y": 2}
+    test = load_dataset("folder", path=split, image_size=16, split="test")
+    # test/ is the test set, never the validation set: validation is carved from train/ (20% of 5 per class)
+    assert train.class_counts() == {"x": 4, "y": 4} and val.class_counts() == {"x": 1, "y": 1}
+    assert test.class_counts() == {"x": 2, "y": 2}
 
 
 # -- decoding ----------------------------------------------------------------------------------------------------
@@ -284,7 +287,9 @@ def test_cifar_folder_layout_has_no_coarse_labels(tmp_path):
 def test_cifar10_pickles_and_tar(tmp_path):
     a = load_dataset("cifar10", root=write_cifar10_pickles(tmp_path / "a"), split="train")
     b = load_dataset("cifar10", root=write_cifar10_pickles(tmp_path / "b", tar=True), split="train")
-    assert len(a) == 150 and a.classes[-1] == "truck" and torch.equal(a.images, b.images)
+    val = load_dataset("cifar10", root=tmp_path / "a", split="val")
+    # about 10% of each class of the 150 training images is carved for validation; the test batch stays the test set
+    assert len(a) + len(val) == 150 and 10 <= len(val) <= 20 and a.classes[-1] == "truck" and torch.equal(a.images, b.images)
     assert load_dataset("cifar10", root=tmp_path / "a", split="test").class_counts()["cat"] == 2
 
 

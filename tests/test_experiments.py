@@ -391,8 +391,9 @@ def test_tables_in_the_reports_format():
 
 def test_split_sizes():
     assert recipes.split_sizes(TrainConfig(dataset="hymenoptera")) == (245, 153)
-    assert recipes.split_sizes(TrainConfig(dataset="cifar10", subset=100)) == (1000, 10000)
-    assert recipes.split_sizes(TrainConfig(dataset="cifar100", labels="coarse", subset=40, val_split="random")) == (800, 10000)
+    # CIFAR's validation is carved from its 50,000 training images (10%), never its test set
+    assert recipes.split_sizes(TrainConfig(dataset="cifar10", subset=100)) == (1000, 5000)
+    assert recipes.split_sizes(TrainConfig(dataset="cifar100", labels="coarse", subset=40, val_split="random")) == (800, 5000)
 
 
 def test_estimates_scale_with_work():
@@ -569,3 +570,29 @@ def test_val_subset_limits_the_validation_split():
     train, val = load_splits(TrainConfig(dataset="shapes", subset=3, val_subset=2), image_size=16)
     assert len(train) == 30 and len(val) == 20
     assert set(val.class_counts().values()) == {2}
+
+
+def test_published_test_figures_are_compared_with_test_accuracy():
+    exp = ex.get_experiment("exp2")
+    tuned = outcome("resnet18-finetune", 0.96, exp="exp2")
+    tuned.test_acc = 0.93
+    row = ex.results_table(exp, [tuned]).loc[0]
+    assert row["published split"] == "test" and row["compared on"] == "test" and row["test acc"] == 0.93
+    assert row["difference (points)"] == "-2.0"  # 0.930 - 0.950, not the validation figure
+    line = next(line for line in ex.conclude(exp, [tuned]) if line.startswith("Against the published"))
+    assert "test 0.930 vs test 0.950" in line
+    # without a test set the validation figure stands in, and the table and sentence say so
+    tuned.test_acc = None
+    row = ex.results_table(exp, [tuned]).loc[0]
+    assert row["compared on"] == "val" and row["difference (points)"] == "+1.0"
+    assert "no test set" in next(line for line in ex.conclude(exp, [tuned]) if line.startswith("Against"))
+    # the hymenoptera report chose and reported on val: validation against validation
+    freeze = outcome("resnet18-freeze", 0.9)
+    freeze.test_acc = 0.5
+    assert ex.results_table(ex.get_experiment("exp1"), [freeze]).loc[0, "compared on"] == "val"
+
+
+def test_quick_plans_test_as_many_images_per_class_as_they_validate():
+    for key in ex.list_experiments():
+        for plan in ex.get_experiment(key).plan(ex.Choices(size="quick")):
+            assert plan.config.test_subset == plan.config.val_subset

@@ -93,6 +93,8 @@ def show(args) -> int:
     if run.best_epoch:
         print(f"  best val acc {fmt(run.best_val_acc)} at epoch {run.best_epoch}, "
               f"training time {fmt(run.train_seconds, '.1f')} s")
+        print(f"  test acc {fmt(run.test_acc)} (once, on the best-validation weights)" if run.test_acc is not None
+              else "  no test set evaluated")
     if run.checkpoint:
         print(f"  checkpoint {run.checkpoint}")
     for row in card["epochs"]:

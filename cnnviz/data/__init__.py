@@ -26,7 +26,8 @@ from cnnviz.data.base import (
     list_datasets,
     register,
 )
-from cnnviz.data.loading import load_dataset, load_splits, stratified_split, subset_per_class
+from cnnviz.data.loading import (MIN_PER_CLASS, NoTestSet, load_dataset, load_splits, load_test, no_test_reason,
+                                 split_warnings, stratified_parts, stratified_split, subset_per_class)
 from cnnviz.data.shapes import SHAPE_CLASSES, generate_shapes
 
 
@@ -41,9 +42,9 @@ def dataset_stats(name: str) -> tuple[tuple[float, float, float], tuple[float, f
 
 
 __all__ = [
-    "AUG_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "SHAPE_CLASSES",
+    "AUG_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "MIN_PER_CLASS", "SHAPE_CLASSES", "NoTestSet",
     "DatasetError", "DatasetSpec", "DatasetUnavailable", "ImageData",
     "augment_batch", "channel_stats", "dataset_stats", "generate_shapes", "get_dataset_spec",
-    "list_datasets", "load_dataset", "load_splits", "normalize", "register", "resize_batch",
-    "stratified_split", "subset_per_class",
+    "list_datasets", "load_dataset", "load_splits", "load_test", "no_test_reason", "normalize", "register",
+    "resize_batch", "split_warnings", "stratified_parts", "stratified_split", "subset_per_class",
 ]

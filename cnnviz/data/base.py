@@ -42,6 +42,7 @@ class ImageData:
     coarse_labels: torch.Tensor | None = None
     coarse_classes: list[str] | None = None
     source: str = ""  # where the pictures came from (a path, or "generated")
+    origin: str = ""  # which part of the files this split is, in words ("10% of each class of train, carved...")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -68,6 +69,7 @@ class ImageData:
             coarse_labels=None if self.coarse_labels is None else self.coarse_labels[index],
             coarse_classes=None if self.coarse_classes is None else list(self.coarse_classes),
             source=self.source,
+            origin=self.origin,
         )
 
 
@@ -81,7 +83,9 @@ class DatasetSpec:
     the files are missing. ``needs_path`` means the user must give a folder or
     .zip (``folder``). ``mean``/``std`` are per-channel statistics for
     from-scratch runs. ``indexer(root=..., path=..., labels=...)`` lists the
-    files (private to ``cnnviz.data``).
+    files (private to ``cnnviz.data``). ``val_fraction``/``test_fraction`` say how much
+    of each class of the training files is held out where the files bring no split of
+    their own (see ``cnnviz.data.loading``).
     """
 
     name: str
@@ -93,7 +97,9 @@ class DatasetSpec:
     needs_path: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    official_val: bool = True  # the files come with a held-out split (folder: depends on the layout)
+    official_val: bool = True  # the files come with a validation split of their own (folder: depends on the layout)
+    val_fraction: float = 0.2  # of each class of the training files, carved for validation where there is no own val
+    test_fraction: float = 0.0  # carved for a test set where the files have none (0: never; only when large enough)
     label_sets: tuple[str, ...] = ("fine",)
     generated: bool = False  # made in code (nothing to download or place)
     split_images: dict[str, int] = field(default_factory=dict, compare=False)  # images per split; {} when it depends on the files

@@ -1,11 +1,17 @@
-"""``load_dataset`` and ``load_splits``: pick the split, subset it, decode once, cache.
+"""``load_dataset``, ``load_splits`` and ``load_test``: pick the split, subset it, decode once, cache.
 
-Splits are the official ones where a dataset has them (hymenoptera's val,
-CIFAR's test used as validation); otherwise, or when asked
-(``val_split="random"``), a stratified 80/20 split of the training pictures,
-seeded. ``subset`` keeps that many pictures per class, also stratified and
-seeded. Decoded pictures are cached per source, split and size, so a second
-run (or a restart) does not decode again.
+Three splits, never mixed: train, validation (chooses the best epoch) and test (evaluated once,
+at the end, on the best-validation weights). Under ``val_split="official"`` (the default)
+validation is the dataset's own val split where it has one (hymenoptera's val/, the generated
+shapes, a folder's val/); otherwise it is carved from the training files, seeded and
+stratified (``DatasetSpec.val_fraction`` of each class: 10% for CIFAR). The test set is the
+dataset's own test split (CIFAR, shapes), or a part carved from the training files where the
+spec asks for one and every class is large enough (a user's folder), else there is none
+(hymenoptera: its val folder is the validation set, as the course reports used it).
+``val_split="random"`` always carves validation from the training files; a dataset's own val
+split then becomes its test set where it has no test split. ``subset`` keeps that many pictures
+per class, also stratified and seeded. Decoded pictures are cached per source, split and size,
+so a second run (or a restart) does not decode again.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from cnnviz.data.sources import DatasetIndex, SplitIndex
 VAL_FRACTION = 0.2  # the 80/20 split the course reports use
 SPLITS = ("train", "val", "test")
 VAL_SPLITS = ("official", "random")
+MIN_PER_CLASS = 10  # fewer validation (or carved test) images per class than this cannot rank runs
 FULL_DECODE_FRACTION = 0.5  # selecting more than this of a split decodes (and caches) the whole split
 
 _indexes: "OrderedDict[tuple, DatasetIndex]" = OrderedDict()  # a few recent indexes (CIFAR pickles are 180 MB to read)
@@ -64,21 +71,36 @@ def _generator(seed: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + salt)
 
 
+def stratified_parts(labels: torch.Tensor, fractions: tuple[float, ...], *, seed: int = 0,
+                     classes: list[str] | None = None) -> list[torch.Tensor]:
+    """Positions of a seeded, stratified split: [rest, part 1, part 2...], each part ``fractions[i]`` of every class.
+
+    Every part gets at least one picture of each class and the rest keeps at least one.
+    """
+    g = _generator(seed, 1)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(len(fractions) + 1)]
+    for c in torch.unique(labels).tolist():
+        rows = (labels == c).nonzero().flatten()
+        if len(rows) < len(fractions) + 1:
+            name = repr(classes[c]) if classes else str(c)
+            raise DatasetError(f"class {name} has only {len(rows)} picture; a train/val split needs at least "
+                               f"{len(fractions) + 1} per class: add pictures")
+        rows = rows[torch.randperm(len(rows), generator=g)]
+        start = 0
+        for i, fraction in enumerate(fractions, start=1):
+            left = len(rows) - start - (len(fractions) - i) - 1  # room for the later parts and the rest
+            n = min(left, max(1, round(len(rows) * fraction)))
+            parts[i].append(rows[start:start + n])
+            start += n
+        parts[0].append(rows[start:])
+    return [torch.cat(p).sort().values for p in parts]
+
+
 def stratified_split(labels: torch.Tensor, *, seed: int = 0, val_fraction: float = VAL_FRACTION,
                      classes: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions of a seeded, stratified train/val split: ``val_fraction`` of every class goes to val."""
-    g = _generator(seed, 1)
-    train, val = [], []
-    for c in torch.unique(labels).tolist():
-        rows = (labels == c).nonzero().flatten()
-        if len(rows) < 2:
-            name = repr(classes[c]) if classes else str(c)
-            raise DatasetError(f"class {name} has only {len(rows)} picture; a train/val split needs at least 2 per class: add pictures")
-        rows = rows[torch.randperm(len(rows), generator=g)]
-        n_val = min(len(rows) - 1, max(1, round(len(rows) * val_fraction)))
-        val.append(rows[:n_val])
-        train.append(rows[n_val:])
-    return torch.cat(train).sort().values, torch.cat(val).sort().values
+    train, val = stratified_parts(labels, (val_fraction,), seed=seed, classes=classes)
+    return train, val
 
 
 def subset_per_class(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> torch.Tensor:
@@ -93,16 +115,53 @@ def subset_per_class(labels: torch.Tensor, per_class: int, *, seed: int = 0) -> 
     return torch.cat(keep).sort().values
 
 
-def _select(index: DatasetIndex, split: str, val_split: str, seed: int, labels: str) -> tuple[str, torch.Tensor | None]:
-    """Which index split and which positions in it ``split`` means (None: all of it)."""
-    official_val = "val" if "val" in index.splits else "test" if "test" in index.splits else None
-    if split == "test" and official_val is not None:
-        return ("test" if "test" in index.splits else "val"), None
-    if split in ("train", "val") and val_split == "official" and official_val is not None:
-        return ("train" if split == "train" else official_val), None
-    classes = index.coarse_classes if labels == "coarse" else index.classes
-    train, val = stratified_split(_labels(index.splits["train"], labels), seed=seed, classes=classes)
-    return "train", (train if split == "train" else val)
+class NoTestSet(DatasetError):
+    """The dataset, split this way, has no test set (the message says why and what would give one)."""
+
+
+def _carve_test(spec, counts: torch.Tensor) -> bool:
+    """Whether a test part is carved from the training files: the spec asks and every class is large enough."""
+    return spec.test_fraction > 0 and int(counts.min()) * spec.test_fraction >= MIN_PER_CLASS
+
+
+def _plan(index: DatasetIndex, name: str, val_split: str, seed: int) -> dict[str, tuple[str, torch.Tensor | None, str] | None]:
+    """For train, val and test: (index split, positions in it or None for all, where it comes from in words)."""
+    spec = get_dataset_spec(name)
+    own_val, own_test = "val" in index.splits, "test" in index.splits
+    carve_val = val_split == "random" or not own_val
+    # Carved by the fine labels whatever the run predicts, so fine and coarse runs hold out the same pictures.
+    train_labels = index.splits["train"].labels
+    carve_test = not own_test and not (own_val and carve_val) and _carve_test(spec, torch.bincount(train_labels))
+    fractions = (spec.val_fraction if carve_val else 0.0, spec.test_fraction if carve_test else 0.0)
+    plan: dict[str, tuple[str, torch.Tensor | None, str] | None] = {"train": ("train", None, "the training files")}
+    if carve_val or carve_test:
+        wanted = tuple(f for f in fractions if f > 0)
+        parts = iter(stratified_parts(train_labels, wanted, seed=seed, classes=index.classes))
+        rest = next(parts)
+        carved = {k: next(parts) for k, f in zip(("val", "test"), fractions) if f > 0}
+        held = " and ".join(f"{fractions[i]:.0%} for {w}" for i, w in enumerate(("validation", "test")) if fractions[i])
+        plan["train"] = ("train", rest, f"the training files less {held} (seed {seed}, stratified)")
+        for key, positions in carved.items():
+            plan[key] = ("train", positions, f"{fractions[0 if key == 'val' else 1]:.0%} of each class of the "
+                                             f"training files, carved at random (seed {seed}, stratified)")
+    if not carve_val:
+        plan["val"] = ("val", None, "the dataset's own val split")
+    if own_test:
+        plan["test"] = ("test", None, "the dataset's own test split")
+    elif own_val and carve_val:
+        plan["test"] = ("val", None, "the dataset's own val split (validation was carved from the training files)")
+    elif not carve_test:
+        plan["test"] = None
+    return plan
+
+
+def _no_test_message(name: str) -> str:
+    spec = get_dataset_spec(name)
+    if spec.test_fraction:
+        return (f"{name} has no test set: no test/ folder, and a test part is carved only when every class has at "
+                f"least {round(MIN_PER_CLASS / spec.test_fraction)} pictures")
+    return (f"{name} has no test set: its val split is the validation set; with val_split='random' validation is "
+            "carved from the training files and the val split becomes the test set")
 
 
 def _labels(split: SplitIndex, labels: str) -> torch.Tensor:
@@ -143,8 +202,8 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
 
     ``root`` is the data folder (default ``cnnviz.paths.data_root()``), ``path``
     the folder/.zip of the ``folder`` dataset. ``split`` is train, val or test
-    (test is the official held-out set; where a dataset has only one, val and
-    test are the same). ``subset`` keeps that many pictures per class of this
+    (see the module's docstring for which files each one is; a dataset without a test set
+    raises ``NoTestSet``). ``subset`` keeps that many pictures per class of this
     split. ``progress(done, total)`` is called while decoding.
     """
     spec = get_dataset_spec(name)
@@ -161,7 +220,10 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     path_obj = Path(os.fspath(path)).expanduser() if path else None
     index = _index(name, root_path, path_obj, labels)
     classes = index.coarse_classes if labels == "coarse" else index.classes
-    split_name, positions = _select(index, split, val_split, seed, labels)
+    chosen_plan = _plan(index, name, val_split, seed)[split]
+    if chosen_plan is None:
+        raise NoTestSet(_no_test_message(name))
+    split_name, positions, origin = chosen_plan
     split_index = index.splits[split_name]
     all_labels = _labels(split_index, labels)
     if subset is not None:
@@ -183,6 +245,7 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
         coarse_labels=None if coarse is None else coarse[ok].clone(),
         coarse_classes=None if index.coarse_classes is None else list(index.coarse_classes),
         source=index.source,
+        origin=origin,
     )
 
 
@@ -197,13 +260,43 @@ class SplitRequest(Protocol):
     val_split: str
     subset: int | None
     val_subset: int | None
+    test_subset: int | None
 
 
 def load_splits(config: SplitRequest, *, image_size: int,
                 progress: Callable[[int, int], None] | None = None) -> tuple[ImageData, ImageData]:
-    """(train, val) for a run: official val where it exists (random 80/20 on request); ``subset`` / ``val_subset`` per class."""
-    common = dict(root=config.data_root, image_size=image_size, seed=config.seed, labels=config.labels,
-                  path=config.data_path, val_split=config.val_split, progress=progress)
+    """(train, val) for a run: the dataset's own val where it has one, else carved from train; ``subset`` / ``val_subset`` per class."""
+    common = _common(config, image_size, progress)
     train = load_dataset(config.dataset, split="train", subset=config.subset, **common)
     val = load_dataset(config.dataset, split="val", subset=config.val_subset, **common)
     return train, val
+
+
+def load_test(config: SplitRequest, *, image_size: int,
+              progress: Callable[[int, int], None] | None = None) -> ImageData | None:
+    """The run's test set (``test_subset`` per class), or None when the dataset has none split this way."""
+    try:
+        return load_dataset(config.dataset, split="test", subset=getattr(config, "test_subset", None),
+                            **_common(config, image_size, progress))
+    except NoTestSet:
+        return None
+
+
+def no_test_reason(config: SplitRequest) -> str:
+    """Why a run has no test set, in one sentence (for messages and reports)."""
+    return _no_test_message(config.dataset)
+
+
+def split_warnings(val: ImageData) -> list[str]:
+    """Sentences about a validation set too small to rank runs (fewer than ``MIN_PER_CLASS`` per class)."""
+    small = {c: n for c, n in val.class_counts().items() if n < MIN_PER_CLASS}
+    if not small:
+        return []
+    worst = min(small, key=small.get)
+    return [f"validation has only {small[worst]} picture(s) of class {worst!r} (fewer than {MIN_PER_CLASS} per class "
+            f"in {len(small)} class(es)): its accuracy moves in big steps and cannot tell runs apart; add pictures"]
+
+
+def _common(config: SplitRequest, image_size: int, progress) -> dict:
+    return dict(root=config.data_root, image_size=image_size, seed=config.seed, labels=config.labels,
+                path=config.data_path, val_split=config.val_split, progress=progress)

@@ -170,36 +170,43 @@ def index_folder(*, root: Path, path: Path | None, labels: str) -> DatasetIndex:
 register(DatasetSpec(
     name="shapes", label="Shapes (generated)", generated=True, native_size=64, num_classes=len(shapes.SHAPE_CLASSES),
     description=f"{len(shapes.SHAPE_CLASSES)} classes of coloured shapes and patterns on textured, noisy backgrounds, "
-                f"drawn in code ({shapes.SPLIT_SIZES['train']} train / {shapes.SPLIT_SIZES['val']} val per class): always available, trains in a minute.",
+                f"drawn in code ({shapes.SPLIT_SIZES['train']} train / {shapes.SPLIT_SIZES['val']} val / "
+                f"{shapes.SPLIT_SIZES['test']} test per class, each drawn apart): always available, trains in a minute.",
     how_to_get="Nothing to do: generated on the fly.",
     mean=(0.4038, 0.4021, 0.4035), std=(0.2563, 0.2537, 0.2548), indexer=index_shapes,  # channel_stats of train
     split_images={split: n * len(shapes.SHAPE_CLASSES) for split, n in shapes.SPLIT_SIZES.items()},
 ))
 register(DatasetSpec(
     name="hymenoptera", label="Ants vs bees (hymenoptera)", native_size=224, num_classes=2,
-    description="The PyTorch transfer-learning tutorial's 398 photos of ants and bees (245 train, 153 val): small, so pretrained weights matter.",
+    description="The PyTorch transfer-learning tutorial's 398 photos of ants and bees (245 train, 153 val; no test "
+                "set of its own): small, so pretrained weights matter.",
     how_to_get=f"Put hymenoptera_data.zip ({HYMENOPTERA_URL}) or its extracted hymenoptera_data/ folder in the data folder.",
     mean=IMAGENET_MEAN, std=IMAGENET_STD, indexer=index_hymenoptera, split_images={"train": 245, "val": 153},
 ))
 register(DatasetSpec(
     name="cifar10", label="CIFAR-10", native_size=32, num_classes=10,
-    description="60,000 tiny 32x32 photos in 10 classes (50,000 train, 10,000 test used as validation).",
+    description="60,000 tiny 32x32 photos in 10 classes: 50,000 train (10% of them carved for validation) and "
+                "10,000 test, evaluated once at the end.",
     how_to_get=f"Put torchvision's {cifar.CIFAR10.archive} (or its extracted {cifar.CIFAR10.folder}/), or cifar10.zip of class folders cifar10/{{train,test}}/<class>/*, in the data folder.",
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), indexer=index_cifar10,
-    split_images={"train": 50_000, "test": 10_000},
+    split_images={"train": 50_000, "test": 10_000}, official_val=False, val_fraction=0.1,
 ))
 register(DatasetSpec(
     name="cifar100", label="CIFAR-100", native_size=32, num_classes=100,
-    description="60,000 32x32 photos in 100 fine classes grouped into 20 superclasses (labels='coarse').",
+    description="60,000 32x32 photos in 100 fine classes grouped into 20 superclasses (labels='coarse'): "
+                "50,000 train (10% carved for validation) and 10,000 test.",
     how_to_get=f"Put torchvision's {cifar.CIFAR100.archive} (or its extracted {cifar.CIFAR100.folder}/) in the data folder; class folders cifar100/{{train,test}}/<class>/* work for fine labels only.",
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), label_sets=("fine", "coarse"), indexer=index_cifar100,
-    split_images={"train": 50_000, "test": 10_000}, coarse_classes=20,
+    split_images={"train": 50_000, "test": 10_000}, coarse_classes=20, official_val=False, val_fraction=0.1,
 ))
 register(DatasetSpec(
     name="folder", label="Your own pictures (folder or .zip)", native_size=128, num_classes=None,
-    description="A folder or .zip with one sub-folder of pictures per class (optionally inside train/ and val/ or test/).",
+    description="A folder or .zip with one sub-folder of pictures per class (optionally inside train/ and val/ or "
+                "test/); without them 20% is held out for validation, and 20% more for a test set when every class "
+                "has 50 pictures or more.",
     how_to_get="Upload a .zip (or give a folder) laid out as <class>/<picture>, e.g. cats/1.jpg, dogs/2.jpg.",
     needs_path=True, official_val=False, mean=IMAGENET_MEAN, std=IMAGENET_STD, indexer=index_folder,
+    test_fraction=0.2,
 ))
 
 

@@ -24,7 +24,8 @@ from cnnviz.experiments.planning import (dataset_problem, imagenet_weights_avail
 from cnnviz.experiments.probes import PICKED, default_probe_pick, intermediate_points, probe_depth_frame, probe_points
 from cnnviz.experiments.spec import (CHARTS, IMAGENET, SCRATCH, SIZES, Choices, Experiment, Outcome, Pair,
                                      PlannedRun, Published, Ranking)
-from cnnviz.experiments.tables import epochs_table, format_duration, report_text, results_table
+from cnnviz.experiments.tables import (epochs_table, format_duration, published_rows, report_summary, report_text,
+                                      results_table)
 
 # In the order of the course reports.
 _EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.key: m.EXPERIMENT for m in (
@@ -51,6 +52,6 @@ __all__ = [
     "epochs_table", "estimate_group_seconds", "format_duration", "get_experiment", "grad_norm_frame",
     "group_outcomes", "imagenet_weights_available", "init_choices", "intermediate_points", "latest_group",
     "launch", "list_experiments", "next_group", "noise_line", "outcome_from_run", "parse_run_name",
-    "probe_depth_frame", "probe_points", "ranking", "report_text", "results_table", "rollup_confusion",
+    "probe_depth_frame", "probe_points", "published_rows", "ranking", "report_summary", "report_text", "results_table", "rollup_confusion",
     "run_name", "run_tag", "same_start_warning", "superclass_errors", "superclass_map", "weights_file_hint",
 ]

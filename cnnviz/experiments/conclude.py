@@ -132,14 +132,22 @@ def comparable(experiment: Experiment, outcome: Outcome) -> bool:
 
 
 def published_lines(experiment: Experiment, outcomes: Sequence[Outcome]) -> list[str]:
-    """How far each run sits from the published figure next to it (only like-for-like runs)."""
+    """How far each run sits from the published figure next to it (only like-for-like runs).
+
+    A published test accuracy is compared with the run's test accuracy (evaluated once, on the
+    best-validation weights); a published validation figure, or a run without a test set, with
+    its best validation accuracy, and the sentence says which.
+    """
     by = {o.key: o for o in outcomes if comparable(experiment, o)}
     parts = []
     for pub in experiment.published:
         o = by.get(pub.run_key) if pub.run_key else None
         if o is None or pub.value is None:
             continue
-        parts.append(f"{o.short} {o.best_val_acc:.3f} vs {pub.value:.3f} ({signed(points(o.best_val_acc - pub.value))})")
+        value, split = o.figure(pub.split)
+        words = "" if split == pub.split else " (validation: this run has no test set)"
+        parts.append(f"{o.short} {split} {value:.3f} vs {pub.split} {pub.value:.3f} "
+                     f"({signed(points(value - pub.value))}){words}")
     if not parts:
         return []
     reasons = []

@@ -76,7 +76,8 @@ def outcome_from_run(run: Any, epochs: list[dict], *, labels: dict[str, str] | N
     return Outcome(key=key, label=label, config=run.config, status=run.status, best_val_acc=run.best_val_acc,
                    best_epoch=run.best_epoch, train_seconds=run.train_seconds, epochs=list(epochs),
                    confusion=run.confusion, classes=list(run.classes or []), run_id=run.id, message=run.message,
-                   group=tag[1] if tag else None)
+                   group=tag[1] if tag else None, test_acc=getattr(run, "test_acc", None),
+                   test_loss=getattr(run, "test_loss", None))
 
 
 def group_outcomes(experiment: Experiment, store: Any) -> list[Outcome]:

@@ -46,8 +46,9 @@ def init_note(init: str) -> str:
 
 
 def config(**values: Any) -> TrainConfig:
-    """A run's config; seed 0 unless given, so a class's groups are comparable."""
+    """A run's config; seed 0 unless given, so a class's groups are comparable; test as many per class as validation."""
     values.setdefault("seed", 0)
+    values.setdefault("test_subset", values.get("val_subset"))
     return TrainConfig(**values)
 
 

@@ -25,6 +25,7 @@ class Published:
     citation: str  # the report, named by what it is: "Sharma, Jain and Mishra, 2018: ..."
     run_key: str | None = None
     text: str = ""  # how to show it when ``value`` is None (e.g. "9-21 min per phase")
+    split: str = "test"  # which split the report measured it on: "test", or "val" where it chose and reported on val
 
     def shown(self) -> str:
         """The figure as the page prints it."""
@@ -107,6 +108,8 @@ class Outcome:
     run_id: int | None = None
     message: str | None = None
     group: int | None = None
+    test_acc: float | None = None  # once, at the end, on the best-validation weights (None: no test set)
+    test_loss: float | None = None
 
     @property
     def val_images(self) -> int | None:
@@ -123,6 +126,12 @@ class Outcome:
     def short(self) -> str:
         """The label without its parenthesis: ``AlexNet, reset FC + fine-tune all``."""
         return self.label.split(" (")[0]
+
+    def figure(self, split: str) -> tuple[float | None, str]:
+        """(accuracy, the split it is on) to set beside a figure measured on ``split``: test where both have one."""
+        if split == "test" and self.test_acc is not None:
+            return self.test_acc, "test"
+        return self.best_val_acc, "val"
 
     def last(self, column: str) -> float | None:
         """The last epoch's value of ``column`` (e.g. ``train_loss``), or None."""

@@ -51,11 +51,11 @@ EXPERIMENT = Experiment(
         "through the backbone (and here its features are computed once and cached).",
     dataset=DATASET, planner=plan,
     published=(
-        Published("AlexNet, reset FC + fine-tune", 0.902, REPORT, "alexnet-finetune"),
-        Published("AlexNet, freeze all but last", 0.948, REPORT, "alexnet-freeze"),
-        Published("ResNet-18, reset FC + fine-tune", 0.948, REPORT, "resnet18-finetune"),
-        Published("ResNet-18, freeze all but last", 0.954, REPORT, "resnet18-freeze"),
-        Published("time per phase (CPU, 25 epochs)", None, REPORT, text="9-21 min"),
+        Published("AlexNet, reset FC + fine-tune", 0.902, REPORT, "alexnet-finetune", split="val"),
+        Published("AlexNet, freeze all but last", 0.948, REPORT, "alexnet-freeze", split="val"),
+        Published("ResNet-18, reset FC + fine-tune", 0.948, REPORT, "resnet18-finetune", split="val"),
+        Published("ResNet-18, freeze all but last", 0.954, REPORT, "resnet18-freeze", split="val"),
+        Published("time per phase (CPU, 25 epochs)", None, REPORT, text="9-21 min", split="val"),
     ),
     pairs=(
         *(Pair(f"resnet18-{mode}", f"alexnet-{mode}", ("ResNet-18", "AlexNet"), prefix=f"{words}: ")

@@ -40,9 +40,10 @@ def split_sizes(config) -> tuple[int, int]:
 
     spec = get_dataset_spec(config.dataset)
     sizes = spec.split_images
-    train, val = sizes.get("train", 1_000), sizes.get("val", sizes.get("test", 250))
-    if config.val_split == "random":
-        train, val = int(train * 0.8), train - int(train * 0.8)
+    train, val = sizes.get("train", 1_000), sizes.get("val", 250)
+    if config.val_split == "random" or "val" not in sizes:  # validation carved from the training images
+        val = max(1, round(train * spec.val_fraction))
+        train -= val
     classes = spec.classes_for(config.labels) or 10
     if config.subset:
         train = min(train, config.subset * classes)

@@ -69,7 +69,11 @@ CREATE TABLE IF NOT EXISTS runs (
     heartbeat_at REAL,
     stop_requested INTEGER NOT NULL DEFAULT 0,
     resume_of INTEGER,
-    executor TEXT
+    executor TEXT,
+    test_acc REAL,
+    test_loss REAL,
+    test_confusion TEXT,
+    splits TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL,
@@ -144,6 +148,11 @@ class Run:
     stop_requested: bool = False  # Stop was pressed while it ran; the worker ends it within one batch
     resume_of: int | None = None  # queued to continue run <resume_of>'s last saved epoch (itself)
     executor: str | None = None  # "local" or "ray"
+    # The test set, evaluated once at the end on the best-validation weights (None: none, or not yet).
+    test_acc: float | None = None
+    test_loss: float | None = None
+    test_confusion: list[list[int]] | None = None
+    splits: dict | None = None  # train/val/test: {"images": n, "from": words} (test None: the dataset has none)
 
     @property
     def label(self) -> str:
@@ -161,7 +170,8 @@ class Run:
         return {
             "id": self.id, "name": self.label, "arch": cfg.arch, "options": cfg.options,
             "dataset": cfg.dataset, "mode": cfg.mode, "status": self.status, "message": self.message,
-            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "epochs": cfg.epochs,
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "test_acc": self.test_acc,
+            "epochs": cfg.epochs,
             "train_seconds": self.train_seconds, "params": self.params, "flops": self.flops,
             "image_size": self.image_size, "device": self.device, "created_at": self.created_at,
             "started_at": self.started_at, "finished_at": self.finished_at, "student": self.student,
@@ -391,7 +401,8 @@ class RunStore:
                 "UPDATE runs SET status=?, message=?, finished_at=?, train_seconds=?, params=COALESCE(?, params), "
                 "flops=COALESCE(?, flops), classes=COALESCE(?, classes), best_val_acc=?, best_epoch=?, confusion=?, "
                 "per_class_acc=?, val_predictions=?, checkpoint=COALESCE(?, checkpoint), "
-                "trainable_params=COALESCE(?, trainable_params), image_size=COALESCE(?, image_size) WHERE id=?",
+                "trainable_params=COALESCE(?, trainable_params), image_size=COALESCE(?, image_size), test_acc=?, "
+                "test_loss=?, test_confusion=?, splits=? WHERE id=?",
                 (result.status, getattr(result, "message", None), time.time(),
                  _float_or_none(getattr(result, "train_seconds", None)),
                  _int_or_none(getattr(result, "params", None)), _int_or_none(getattr(result, "flops", None)),
@@ -402,7 +413,10 @@ class RunStore:
                  _json_or_none(getattr(result, "per_class_acc", None)),
                  _json_or_none(getattr(result, "val_predictions", None)), checkpoint,
                  _int_or_none(getattr(result, "trainable_params", None) or None),
-                 _int_or_none(getattr(result, "image_size", None) or None), run_id))
+                 _int_or_none(getattr(result, "image_size", None) or None),
+                 _float_or_none(getattr(result, "test_acc", None)), _float_or_none(getattr(result, "test_loss", None)),
+                 _json_or_none(getattr(result, "test_confusion", None)),
+                 _json_or_none(getattr(result, "splits", None) or None), run_id))
 
     def record_checkpoint(self, run_id: int, path: Path | str, *, best_epoch: int | None = None,
                           best_val_acc: float | None = None) -> None:
@@ -467,6 +481,8 @@ class RunStore:
                 "params": run.params, "trainable_params": run.trainable_params, "flops": run.flops,
                 "image_size": run.image_size, "device": run.device, "classes": run.classes,
                 "confusion": run.confusion, "per_class_acc": run.per_class_acc,
+                "test_acc": run.test_acc, "test_loss": run.test_loss, "test_confusion": run.test_confusion,
+                "splits": run.splits,
             },
             "checkpoint": Path(run.checkpoint).name if run.checkpoint else None,
         }
@@ -640,6 +656,8 @@ def _row_to_run(row: sqlite3.Row) -> Run:
         run_label=row["experiment_label"], student=row["student"] or "", worker=row["worker"],
         heartbeat_at=row["heartbeat_at"], stop_requested=bool(row["stop_requested"]), resume_of=row["resume_of"],
         executor=row["executor"],
+        test_acc=row["test_acc"], test_loss=row["test_loss"],
+        test_confusion=_loads(row["test_confusion"]), splits=_loads(row["splits"]),
     )
 
 

@@ -167,11 +167,20 @@ class ConfusionMatrix(Callback):
     def after_epoch(self, state) -> None:
         if state.best_epoch != state.epoch:
             return
-        k = len(state.classes)
-        labels, predictions = state.val_labels.cpu(), state.val_predictions.cpu()
-        matrix = torch.bincount(labels * k + predictions, minlength=k * k).view(k, k)
-        state.confusion = matrix.tolist()
-        state.per_class_acc = (matrix.diag().double() / matrix.sum(1).clamp(min=1)).tolist()
+        state.confusion = confusion_matrix(state.val_labels, state.val_predictions, len(state.classes))
+        state.per_class_acc = per_class_accuracy(state.confusion)
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, k: int) -> list[list[int]]:
+    """Counts of (true class, predicted class) as a k x k list (rows: true class)."""
+    labels, predictions = labels.cpu(), predictions.cpu()
+    return torch.bincount(labels * k + predictions, minlength=k * k).view(k, k).tolist()
+
+
+def per_class_accuracy(matrix: list[list[int]]) -> list[float]:
+    """The diagonal of a confusion matrix over its row sums (0 for a class without images)."""
+    m = torch.tensor(matrix, dtype=torch.float64)
+    return (m.diag() / m.sum(1).clamp(min=1)).tolist()
 
 
 class BestCheckpoint(Callback):

@@ -109,9 +109,16 @@ class TrainConfig:
     subset: int | None = knob(None, help="training images per class (0: all)", low=1, section="data")
     # quick class sessions and tests: validating on all of CIFAR's 10,000 test images costs more than training
     val_subset: int | None = knob(None, help="validation images per class (0: all)", low=1, section="advanced")
-    # "official" where the dataset has one; "random" is a stratified, seeded 80/20 split
-    val_split: str = knob("official", help="official: the dataset's own split; random: a seeded stratified "
-                                           "80/20 split", choices=VAL_SPLITS, section="advanced", ui="select")
+    # the test set reports one number at the end; quick runs need not pay for all 10,000 CIFAR test images
+    test_subset: int | None = knob(None, help="test images per class, evaluated once at the end on the best-validation "
+                                              "weights (0: all)", low=1, section="advanced")
+    # validation chooses the best epoch, so it must never be the test set (CIFAR's only held-out split)
+    val_split: str = knob("official", help="official: the dataset's own val split where it has one (hymenoptera, "
+                                           "shapes, a folder's val/), else carved from the training images (CIFAR: "
+                                           "10 percent); random: always carved from the training images (seeded, "
+                                           "stratified), the own val split becoming the test set. The test set is "
+                                           "never used to choose the best epoch", choices=VAL_SPLITS,
+                          section="advanced", ui="select")
     seed: int = knob(0, help="random seed of initialisation, splits, order and augmentation", low=0,
                      section="advanced")
     device: str = knob("auto", help="auto | cpu | cuda | mps (default auto)", section="run", ui=None)

@@ -28,14 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.checkpoint import Checkpoint, load_state_dict_file, resolve_init
-from cnnviz.data import IMAGENET_MEAN, IMAGENET_STD, dataset_stats, load_splits
+from cnnviz.data import (IMAGENET_MEAN, IMAGENET_STD, dataset_stats, load_splits, load_test, no_test_reason,
+                         split_warnings)
 from cnnviz.data.augment import channel_stats
 from cnnviz.device import cpu_bf16_is_fast, pick_device
 from cnnviz.inspect import model_cost
 from cnnviz.models import resolve_options
 
 from .callbacks import (BestCheckpoint, Callback, CallbackError, ConfusionMatrix, Diverged, DivergenceCheck,
-                        GradNorms, KeepBest, StopTraining, Throughput)
+                        GradNorms, KeepBest, StopTraining, Throughput, confusion_matrix, per_class_accuracy)
 from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
 from .modes import INPUT, Learner, ProbeModel, build_learner, resolve_image_size
@@ -72,7 +73,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"
     message: str = ""
-    phase: str = "setup"  # setup | data (decoding) | features (computing frozen features) | train | val | done
+    phase: str = "setup"  # setup | data (decoding) | features (frozen features) | train | val | test | done
     started_at: float = 0.0
     images_per_sec: float | None = None
     grad_norms: dict[str, float] | None = None
@@ -85,6 +86,12 @@ class TrainState:
     best_predictions: torch.Tensor | None = None
     confusion: list[list[int]] = field(default_factory=list)  # the best epoch's, from ConfusionMatrix
     per_class_acc: list[float] = field(default_factory=list)
+    # The test set, evaluated once after the last epoch on the best-validation weights (None: no test set).
+    test_loss: float | None = None
+    test_acc: float | None = None
+    test_confusion: list[list[int]] | None = None
+    test_per_class_acc: list[float] | None = None
+    splits: dict[str, Any] = field(default_factory=dict)  # split -> {"images": n, "from": words}, or test: None
     checkpoint_file: str | None = None  # where BestCheckpoint last wrote
     model: torch.nn.Module | None = None  # the network being trained
     learner: Learner | None = None
@@ -138,6 +145,12 @@ class RunResult:
     trainable_params: int = 0
     image_size: int = 0
     config: TrainConfig | None = None  # as trained (batch_size halved after an out-of-memory retry)
+    # The test set, evaluated once at the end on the best-validation weights; None where there is none.
+    test_acc: float | None = None
+    test_loss: float | None = None
+    test_confusion: list[list[int]] | None = None
+    test_per_class_acc: list[float] | None = None
+    splits: dict[str, Any] = field(default_factory=dict)  # train/val/test: {"images": n, "from": words} or None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary (no weights)."""
@@ -187,6 +200,7 @@ class Trainer:
         try:
             self._setup()
             self._fit_retrying_on_oom()
+            self._test()
             state.status, state.message = "finished", self._summary()
         except (StopTraining, KeyboardInterrupt):
             state.status = "stopped"
@@ -237,6 +251,9 @@ class Trainer:
                                                      progress=lambda done, total: self._check_stop())
         self.classes = state.classes = list(self.train_data.classes)
         state.val_labels = self.val_data.labels
+        state.splits = {name: {"images": len(part), "from": part.origin}
+                        for name, part in (("train", self.train_data), ("val", self.val_data))}
+        self.notes += split_warnings(self.val_data)
         if config.loss == "bce" and len(self.classes) != 2:
             raise ValueError(f"loss 'bce' (binary cross-entropy with one output) needs exactly two classes; "
                              f"{config.dataset} has {len(self.classes)}: use loss 'ce'")
@@ -452,12 +469,34 @@ class Trainer:
         n = max(len(source), 1)
         return loss_sum / n, correct / n, (top5 / n if topk else None), torch.cat(predictions)
 
+    def _test(self) -> None:
+        """The test set, once, on the best-validation weights: after the last epoch, so it chooses nothing."""
+        state, learner = self.state, self.learner
+        if state.best_snapshot is None:
+            return
+        state.phase = "test"
+        test = load_test(self.config, image_size=self.image_size, progress=lambda done, total: self._check_stop())
+        if test is None:
+            state.splits["test"] = None
+            return
+        (learner.trainable if learner.frozen is not None else learner.predictor).load_state_dict(state.best_snapshot)
+        source = ImageBatches(test.images, test.labels, device=self.device, mean=self.mean, std=self.std,
+                              image_size=self.image_size, frozen=learner.frozen, channels_last=self.channels_last,
+                              autocast=self.autocast)
+        state.test_loss, state.test_acc, _, predictions = self._evaluate(source)
+        state.test_confusion = confusion_matrix(test.labels, predictions, len(self.classes))
+        state.test_per_class_acc = per_class_accuracy(state.test_confusion)
+        state.splits["test"] = {"images": len(test), "from": test.origin}
+
     # -- the result -----------------------------------------------------------------------------
 
     def _summary(self) -> str:
         state = self.state
-        return (f"best val acc {state.best_val_acc:.3f} at epoch {state.best_epoch} of {len(state.history)}"
-                if state.best_epoch else "no epoch finished")
+        if not state.best_epoch:
+            return "no epoch finished"
+        test = (f"; test acc {state.test_acc:.3f} (once, on the best-validation weights)"
+                if state.test_acc is not None else f"; {no_test_reason(self.config)}")
+        return f"best val acc {state.best_val_acc:.3f} at epoch {state.best_epoch} of {len(state.history)}{test}"
 
     def _result(self, seconds: float) -> RunResult:
         state = self.state
@@ -472,7 +511,9 @@ class Trainer:
             best_epoch=state.best_epoch, train_seconds=seconds, params=state.params, flops=state.flops,
             classes=list(state.classes), confusion=list(state.confusion), per_class_acc=list(state.per_class_acc),
             best_state_dict=weights, checkpoint=payload, val_predictions=predictions,
-            trainable_params=state.trainable_params, image_size=state.image_size, config=self.config)
+            trainable_params=state.trainable_params, image_size=state.image_size, config=self.config,
+            test_acc=state.test_acc, test_loss=state.test_loss, test_confusion=state.test_confusion,
+            test_per_class_acc=state.test_per_class_acc, splits=dict(state.splits))
 
     def _options(self) -> dict[str, Any]:
         """The architecture options as built (a checkpoint init may have supplied them)."""

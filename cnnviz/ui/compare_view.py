@@ -72,7 +72,21 @@ def filtered_table(table: pd.DataFrame) -> pd.DataFrame:
         st.caption(f"{len(shown)} of {len(table)} runs shown.")
         st.download_button("CSV", compare.table_csv(shown), file_name="cnnviz-runs.csv", help="Export the table as CSV",
                            mime="text/csv", key="compare_export_csv", icon=":material/download:")
+    ids = [int(i) for i in shown["id"].head(REPORT_RUNS)] if "id" in shown.columns else []
+    if ids:
+        st.download_button(f"Lab report of {len(ids)} run(s)", data=lambda: _runs_report_html(ids),
+                           file_name="cnnviz-runs-report.html", mime="text/html", key="compare_report",
+                           icon=":material/description:", help="One self-contained HTML page (charts embedded)")
     return shown
+
+
+REPORT_RUNS = 10  # runs in one compared report at most: each brings its model, tables and pictures
+
+
+def _runs_report_html(ids: list[int]) -> str:
+    from cnnviz.reports import render, runs_report
+
+    return render(runs_report(RunStore(), ids), "html")
 
 
 def _pick_shown(ids: list[int]) -> None:

@@ -215,13 +215,26 @@ def _results_body(exp: ex.Experiment, *, was_active: bool) -> None:
         _progress(outcomes, exp)
     _failures(outcomes)
     st.dataframe(ex.results_table(exp, outcomes), hide_index=True, width="stretch",
-                 column_config={"best val acc": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"best val acc": st.column_config.NumberColumn(format="%.3f"),
+                                "test acc": st.column_config.NumberColumn(format="%.3f")})
     lines = ex.conclude(exp, outcomes)
     if lines:
         st.markdown("**What your numbers say**")
         st.markdown("\n".join(f"- {line}" for line in lines))
     VIEWS[exp.chart](exp, outcomes)
     _report_texts(outcomes)
+    if not active:
+        st.download_button("Lab report of this group (HTML)", data=lambda: _report_html(exp.key),
+                           file_name=f"cnnviz-{exp.key}-report.html", mime="text/html",
+                           key=f"exp_report_{exp.key}", icon=":material/description:")
+
+
+def _report_html(key: str) -> str:
+    """The group's lab report as one self-contained HTML page (built when the button is pressed)."""
+    from cnnviz.cli.report import build_report
+    from cnnviz.reports import render
+
+    return render(build_report(open_store(), experiment=key), "html")
 
 
 def _progress(outcomes: Sequence[ex.Outcome], exp: ex.Experiment) -> None:
@@ -289,7 +302,8 @@ def _published_chart(exp: ex.Experiment, outcomes: Sequence[ex.Outcome]) -> None
         o = by.get(pub.run_key) if pub.run_key else None
         if o is None or o.best_val_acc is None or pub.value is None:
             continue
-        rows.append({"run": short_names(outcomes)[o.key], "yours": o.best_val_acc, "published": pub.value})
+        yours, _ = o.figure(pub.split)  # test against a published test figure, where the run has a test set
+        rows.append({"run": short_names(outcomes)[o.key], "yours": yours, "published": pub.value})
     if rows:
         st.altair_chart(charts.published_bars(pd.DataFrame(rows)), width="stretch")
 

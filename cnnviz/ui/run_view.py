@@ -143,6 +143,9 @@ def show_results(run, store: RunStore) -> None:
         st.metric("Best epoch", f"{run.best_epoch} of {run.config.epochs}" if run.best_epoch else "n/a", width=170)
         st.metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a", width=170)
         st.metric("Images per class", run.config.subset or "all", width=170)
+    test = (f"**Test accuracy** (evaluated once, on the best-validation weights): {run.test_acc:{charts.PERCENT}}"
+            if run.test_acc is not None else "**Test accuracy**: none (no test set, or the run did not finish)")
+    st.markdown(test + "".join(f" · {k} {v['images']:,} images" for k, v in (run.splits or {}).items() if v))
     epochs = store.epochs(run.id)
     with st.expander("Curves and epochs", expanded=True):
         draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs,
@@ -244,3 +247,14 @@ def downloads(run, store: RunStore) -> None:
         st.download_button("Epochs", data=store.export_csv(run.id), file_name=f"cnnviz-run-{run.id}.csv",
                            mime="text/csv", key="train_dl_csv", icon=":material/download:",
                            help="One row per epoch (CSV)")
+        st.download_button("Report", data=lambda: _report_html(store, run_id=run.id),
+                           file_name=f"cnnviz-run-{run.id}-report.html", mime="text/html", key="train_dl_report",
+                           icon=":material/description:", help="The lab report: one self-contained HTML page")
+
+
+def _report_html(store: RunStore, **which) -> str:
+    """A lab report as one self-contained HTML page (built when the button is pressed)."""
+    from cnnviz.cli.report import build_report
+    from cnnviz.reports import render
+
+    return render(build_report(store, **which), "html")

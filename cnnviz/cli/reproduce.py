@@ -1,0 +1,139 @@
+"""``reproduce EXPERIMENT [--size quick|full] [--out DIR] [--json]``: run an experiment's plan in the
+foreground, one run after another through the workers' own entry (``cnnviz.jobs.run_training``, so
+the runs appear in the app), and write its results beside the published figures as Markdown and CSV."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from cnnviz.cli.common import UsageError, print_json
+
+DEFAULT_OUT = Path("docs/results")
+
+
+def add_parser(sub) -> None:
+    """Register ``reproduce``."""
+    p = sub.add_parser("reproduce", help="run an experiment's plan and write its table beside the published figures")
+    p.add_argument("experiment", metavar="EXPERIMENT", help="an experiment key (exp1 ... exp6)")
+    p.add_argument("--size", choices=("quick", "full"), default="quick", help="the plan's size (default quick)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for the tables (default {DEFAULT_OUT})")
+    p.add_argument("--dataset", help="a stand-in dataset for the experiment's own (e.g. shapes)")
+    p.add_argument("--only", action="append", metavar="RUN_KEY", help="only this planned run (repeatable)")
+    p.add_argument("--subset", type=int, help="override: training (and at most as many validation and test) "
+                                              "images per class, for a fast check")
+    p.add_argument("--epochs", type=int, help="override: epochs of every run")
+    p.add_argument("--json", action="store_true", help="print one JSON document (progress stays on stderr)")
+    p.set_defaults(func=run)
+
+
+def planned(args):
+    """(experiment, the planned runs with the command line's overrides applied)."""
+    import cnnviz.experiments as ex
+
+    exp = ex.get_experiment(args.experiment)
+    plans = exp.plan(ex.Choices(size=args.size, dataset=args.dataset))
+    if args.only:
+        unknown = set(args.only) - {p.key for p in plans}
+        if unknown:
+            raise UsageError(f"{exp.key} plans no run {sorted(unknown)[0]!r}; its runs: "
+                             f"{', '.join(p.key for p in plans)}")
+        plans = [p for p in plans if p.key in args.only]
+    changes = {}
+    if args.epochs:
+        changes["epochs"] = args.epochs
+    out = []
+    for plan in plans:
+        config = plan.config
+        if args.subset:
+            cap = lambda v: min(v, args.subset) if v else args.subset  # noqa: E731
+            changes.update(subset=args.subset, val_subset=cap(config.val_subset), test_subset=cap(config.test_subset))
+        out.append(ex.PlannedRun(plan.key, plan.label, config.replace(**changes) if changes else config))
+    return exp, out
+
+
+def run(args) -> int:
+    """Train every planned run in turn, then write ``<out>/<experiment>-<size>.md`` and ``.csv``."""
+    import cnnviz.experiments as ex
+    from cnnviz.jobs import run_training
+    from cnnviz.runs import RunStore
+
+    exp, plans = planned(args)
+    store = RunStore()
+    group = ex.next_group(store.list(), exp)
+    began = time.time()
+    ids = []
+    for i, plan in enumerate(plans, start=1):
+        name = ex.run_name(exp, group, plan)
+        run_id = store.create(plan.config.replace(name=name), name=name, experiment=exp.key, group=group,
+                              run_key=plan.key, label=plan.label)
+        print(f"[{i}/{len(plans)}] run {run_id}: {plan.label}", file=sys.stderr)
+        result = run_training(plan.config.replace(name=name), store=store, run_id=run_id)
+        print(f"    {result.status}: {result.message}", file=sys.stderr)
+        ids.append(run_id)
+    wall = time.time() - began
+    outcomes = [ex.outcome_from_run(store.get(i), store.epochs(i)) for i in ids]
+    overrides = " ".join(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("subset", args.subset),
+                                                     ("epochs", args.epochs)) if v)
+    paths = write_results(exp, outcomes, size=args.size, out=args.out, wall_seconds=wall, store=store,
+                          overrides=overrides)
+    if args.json:
+        table = ex.results_table(exp, outcomes)
+        print_json({"experiment": exp.key, "size": args.size, "runs": ids, "wall_seconds": wall,
+                    "markdown": str(paths[0]), "csv": str(paths[1]),
+                    "results": table.astype(object).where(table.notna(), None).to_dict(orient="records")})
+    else:
+        print(f"wrote {paths[0]} and {paths[1]} ({len(ids)} runs, {ex.format_duration(wall)})")
+    return 0
+
+
+def _frame(exp, outcomes, store):
+    """The results table with what a reader needs to trust it: run ids, split sizes and seconds."""
+    import cnnviz.experiments as ex
+
+    table = ex.results_table(exp, outcomes)
+    splits = [store.get(o.run_id).splits or {} for o in outcomes]
+    table.insert(0, "run id", [o.run_id for o in outcomes])
+    table["seconds"] = [round(o.train_seconds, 1) if o.train_seconds else None for o in outcomes]
+    for name in ("val", "test"):
+        table[f"{name} images"] = [(s.get(name) or {}).get("images") for s in splits]
+    return table, splits
+
+
+def write_results(exp, outcomes, *, size: str, out: Path, wall_seconds: float, store,
+                  overrides: str = "") -> tuple[Path, Path]:
+    """Write the experiment's table (Markdown with the published figures, and CSV); returns both paths."""
+    import cnnviz.experiments as ex
+    from cnnviz.reports.render import markdown_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    md, csv = out / f"{exp.key}-{size}.md", out / f"{exp.key}-{size}.csv"
+    table, splits = _frame(exp, outcomes, store)
+    table.to_csv(csv, index=False)
+    published = ex.report_summary(exp, outcomes)
+    lines = [f"# Experiment {exp.number}: {exp.title}", "",
+             f"Size **{size}** ({exp.settings.get(size, '')}), run {time.strftime('%Y-%m-%d %H:%M')} on "
+             f"{platform.machine()} with {os.cpu_count()} CPU core(s); {len(outcomes)} runs in "
+             f"{ex.format_duration(wall_seconds)} of wall time."
+             + (f" Overridden on the command line: `{overrides}` (not the plan's own settings)." if overrides else ""),
+             "",
+             "*best val acc* chose the best epoch; *test acc* was evaluated once, at the end, on those weights. "
+             "*published split* is the split the report measured; *compared on* is this run's split set beside it "
+             "(test where the run has a test set).", "",
+             markdown_table(table), "", "## Where each split comes from", ""]
+    for o, s in zip(outcomes, splits):
+        parts = [f"{k} {v['images']:,} ({v['from']})" for k, v in s.items() if v]
+        lines.append(f"- {o.label}: " + ("; ".join(parts) if parts else "no split recorded")
+                     + ("" if s.get("test") else "; no test set"))
+    lines += ["", "## Conclusions", ""] + [f"- {line}" for line in published["conclusions"]]
+    lines += ["", "## Published figures", "", "| figure | value | split | run | source |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {p['label']} | {p['value']} | {p['split']} | {p['run']} | {p['citation']} |"
+              for p in published["published"]]
+    md.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return md, csv
+
+
+

@@ -1,0 +1,37 @@
+"""``reproduce``: an experiment's plan, run in the foreground, written as Markdown and CSV beside the published figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from cnnviz.cli import main
+from cnnviz.runs import RunStore
+
+
+def test_reproduce_quick_writes_the_table_with_the_published_column(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CNNVIZ_HOME", str(tmp_path / "home"))
+    out = tmp_path / "results"
+    code = main(["reproduce", "exp5", "--size", "quick", "--dataset", "shapes", "--only", "alexnet",
+                 "--only", "resnet18", "--subset", "2", "--epochs", "1", "--out", str(out), "--json"])
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    md, table = (out / "exp5-quick.md").read_text(), list(csv.DictReader((out / "exp5-quick.csv").open()))
+    header = next(line for line in md.splitlines() if line.startswith("| run id"))
+    for column in ("best val acc", "test acc", "time", "published", "published split", "compared on", "seconds"):
+        assert f" {column} |" in header
+    assert "## Published figures" in md and "| ResNet-18, 25 epochs (140 min) | 0.841 | test |" in md
+    assert "`--dataset shapes --subset 2 --epochs 1`" in md and "of wall time" in md
+    assert "the dataset's own test split" in md  # which split each figure is
+    assert [row["run"] for row in table] == ["AlexNet (plain)", "ResNet-18 (CIFAR stem)"]
+    assert all(row["test acc"] and row["seconds"] for row in table)
+    # the runs went through the store, tagged as the experiment's group, so the app shows them
+    runs = RunStore(tmp_path / "home").list()
+    assert sorted(r.id for r in runs) == sorted(doc["runs"]) and {r.experiment for r in runs} == {"exp5"}
+    assert all(r.status == "finished" and r.test_acc is not None for r in runs)
+
+
+def test_reproduce_refuses_an_unknown_run_key(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CNNVIZ_HOME", str(tmp_path / "home"))
+    assert main(["reproduce", "exp5", "--only", "nope", "--out", str(tmp_path)]) == 2
+    assert "plans no run 'nope'" in capsys.readouterr().err
