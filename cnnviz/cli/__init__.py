@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz summary|train|predict|runs|prefetch``.
+"""The command line: ``python -m cnnviz summary|train|recipes|lr-find|predict|runs|prefetch``.
 
 With ``--json`` a command prints exactly one JSON document on stdout; progress and
 errors go to stderr. A user error (unknown architecture, bad option, too small input,
@@ -16,10 +16,10 @@ import os
 import sys
 from typing import Sequence
 
-from cnnviz.cli import prefetch, predict, runs, summary, train
+from cnnviz.cli import lr_find, predict, prefetch, recipes, runs, summary, train
 from cnnviz.cli.common import PROG, Parser, one_line, user_errors
 
-COMMANDS = (summary, train, predict, runs, prefetch)  # in the order --help lists them
+COMMANDS = (summary, train, recipes, lr_find, predict, runs, prefetch)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
