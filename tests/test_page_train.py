@@ -60,7 +60,7 @@ def tiny(at: AppTest) -> AppTest:
 def test_setup_widgets_defaults_and_estimate():
     at = open_train()
     assert at.selectbox(key="train_dataset").value == "shapes"
-    assert at.selectbox(key="train_model").value == "alexnet_cifar"
+    assert at.selectbox(key="train_model").value == "cifar_resnet"  # the default recipe's ResNet-20 (shapes-1min)
     assert at.segmented_control(key="train_mode").value == "scratch"
     labels = {m.label: m.value for m in at.metric}
     assert labels["Parameters"] and labels["FLOPs per image"].endswith("FLOPs")

@@ -42,10 +42,16 @@ def random_backbone(config: TrainConfig) -> bool:
 def _backbone_problems(config: TrainConfig) -> list[str]:
     if not random_backbone(config) or config.allow_random_backbone:
         return []
-    what = "freezing" if config.mode == "freeze" else "probing"
-    return [f"{what} a randomly initialised network trains only its last layer on random features; "
-            f"{_weights_advice(config.arch, config.options)}, start from an earlier run (init run:ID), "
-            "or train from scratch (mode scratch); allow_random_backbone runs it anyway, as a baseline"]
+    return [random_backbone_problem(config.arch, config.options, mode=config.mode)
+            + "; allow_random_backbone runs it anyway, as a baseline"]
+
+
+def random_backbone_problem(arch: str, options: dict, *, mode: str = "freeze") -> str:
+    """Why freezing (or probing) a random ``arch`` is refused, and the three ways out."""
+    what = "freezing" if mode == "freeze" else "probing"
+    return (f"{what} a randomly initialised network trains only its last layer on random features; "
+            f"{_weights_advice(arch, options)}, start from an earlier run (init run:ID), "
+            "or train from scratch (mode scratch)")
 
 
 def _weights_advice(arch: str, options: dict) -> str:
