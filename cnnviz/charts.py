@@ -320,3 +320,20 @@ def gate_bars(frame: pd.DataFrame, *, height: int = 180) -> alt.Chart:
         color=alt.Color("gate:Q", scale=alt.Scale(scheme="viridis", domain=[0, 1]), legend=None),
         tooltip=["channel:O", alt.Tooltip("gate:Q", format=".3f")],
     ).properties(height=height)
+
+
+def lr_find_curve(lrs: Sequence[float], losses: Sequence[float], *, suggested: float | None = None,
+                  height: int = 240) -> alt.Chart:
+    """The learning-rate finder's smoothed loss against the learning rate (log axis), the suggestion marked."""
+    frame = pd.DataFrame({"lr": list(lrs), "loss": list(losses)})
+    base = alt.Chart(frame).encode(
+        x=alt.X("lr:Q", title="learning rate (log scale)", scale=alt.Scale(type="log"), axis=alt.Axis(format="~e")),
+        y=alt.Y("loss:Q", title="training loss (smoothed)", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("lr:Q", format=".2e"), alt.Tooltip("loss:Q", format=".4f")])
+    chart = base.mark_line(color="#4c78a8")
+    if suggested is not None:
+        rule = alt.Chart(pd.DataFrame({"lr": [suggested], "label": [f"suggested {suggested:.2g}"]})).encode(
+            x="lr:Q", tooltip=["label:N"])
+        chart = chart + rule.mark_rule(color="#e45756", strokeDash=[4, 3]) + rule.mark_text(
+            align="left", dx=4, dy=-4, color="#e45756", baseline="top").encode(text="label:N", y=alt.value(0))
+    return chart.properties(height=height)

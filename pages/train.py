@@ -3,7 +3,7 @@
 import streamlit as st
 
 from cnnviz.models import get_spec
-from cnnviz.training.config import TrainConfig
+from cnnviz.recipes import default_start
 from cnnviz.ui import run_view, state, train_setup
 from cnnviz.ui.launch import launch
 from cnnviz.ui.nav import require_router
@@ -23,12 +23,14 @@ if watching:
     st.divider()
 
 with st.expander("Set up a run", expanded=not watching):
+    train_setup.recipe_picker()
+
     st.subheader("1. Data")
     data = train_setup.dataset_section()
     num_classes = len(data.preview["classes"])
 
     st.subheader("2. Model")
-    picked = architecture_picker(prefix="train", default=TrainConfig().arch, size=False, classes=False)
+    picked = architecture_picker(prefix="train", default=default_start(data.name)[0], size=False, classes=False)
     cost_slot = st.container()
 
     st.subheader("3. Mode and starting weights")
@@ -37,6 +39,7 @@ with st.expander("Set up a run", expanded=not watching):
     st.subheader("4. Settings")
     why = train_setup.apply_recipe(picked.arch, data, mode)
     train_setup.hyperparameter_section(why, num_classes)
+    train_setup.lr_finder(picked.options)
     train_setup.augmentation_preview(data.preview, st.session_state["train_augment"])
     with cost_slot:
         train_setup.cost_and_estimate(picked.arch, picked.options, num_classes=num_classes, data=data)

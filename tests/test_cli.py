@@ -269,3 +269,57 @@ def test_wrapped_state_dict_with_module_prefix_is_unwrapped(tmp_path):
                "--epochs", "1", "--subset", "4", "--val-subset", "2", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "finished"
+
+
+def test_recipes_lists_every_named_recipe(capsys):
+    from cnnviz.recipes import NAMED_RECIPES
+
+    code, out, _ = run_main(capsys, "recipes", "--json")
+    doc = json.loads(out)
+    assert code == 0 and [r["name"] for r in doc] == [r.name for r in NAMED_RECIPES]
+    assert all({"name", "title", "why", "values", "config"} <= set(r) for r in doc)
+    assert next(r for r in doc if r["name"] == "shapes-1min")["config"]["arch"] == "cifar_resnet"
+    code, out, _ = run_main(capsys, "recipes")
+    assert code == 0 and "hymenoptera-freeze" in out and "--recipe NAME" in out
+
+
+def test_train_recipe_with_overrides_runs():
+    """``train --recipe shapes-1min``: the recipe's settings, except the flags given (a tiny subset here)."""
+    result = cli("train", "--recipe", "shapes-1min", "--epochs", "1", "--subset", "4", "--val-subset", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)["config"]
+    assert (config["epochs"], config["subset"], config["val_subset"]) == (1, 4, 2)  # the overrides
+    assert (config["arch"], config["optimizer"], config["scheduler"]) == ("cifar_resnet", "adam", "onecycle")
+
+
+def test_unset_flags_keep_the_recipe():
+    from cnnviz.cli import build_parser
+    from cnnviz.cli.train import config_from_args
+    from cnnviz.recipes import named_recipe
+
+    args = build_parser().parse_args(["train", "--recipe", "hymenoptera-freeze"])
+    assert config_from_args(args) == named_recipe("hymenoptera-freeze").config()
+    args = build_parser().parse_args(["train", "--recipe", "hymenoptera-freeze", "--lr", "0.01"])
+    assert config_from_args(args) == named_recipe("hymenoptera-freeze").config(lr=0.01)
+
+
+@pytest.mark.parametrize("mode", ["freeze", "probe"])
+def test_random_backbone_refused_from_the_real_entry_point(mode):
+    result = cli("train", "--arch", "resnet18", "--dataset", "shapes", "--mode", mode, "--init", "none",
+                 "--epochs", "1", "--subset", "2")
+    assert result.returncode == 2 and result.stdout == "" and result.stderr.count("\n") == 1
+    assert "randomly initialised network trains only its last layer on random features" in result.stderr
+    assert "resnet18-f37072fd.pth" in result.stderr and "run:ID" in result.stderr and "scratch" in result.stderr
+    assert RunStore().list() == []  # nothing stored
+
+
+def test_random_backbone_runs_when_asked_and_finetune_says_scratch(capsys, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_OFFLINE", "1")
+    tiny = ["--arch", "cifar_resnet", "--dataset", "shapes", "--epochs", "1", "--subset", "3", "--val-subset", "2",
+            "--init", "none", "--json"]
+    code, out, err = run_main(capsys, "train", "--mode", "freeze", "--allow-random-backbone", *tiny)
+    assert code == 0 and json.loads(out)["config"]["allow_random_backbone"] is True
+    code, out, err = run_main(capsys, "train", "--mode", "finetune", *tiny)
+    assert code == 0 and json.loads(out)["status"] == "finished"
+    notes = [line for line in err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "trains from scratch" in notes[0]

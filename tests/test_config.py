@@ -67,7 +67,8 @@ def test_cli_and_train_page_start_from_one_default():
 def test_cli_flags_are_generated_from_the_fields():
     flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["train"]._actions}
     assert {f.name for f in knobs() if f.metadata["flag"] != ""} <= flags
-    args = parse(["train", "--lr", "0.2", "--subset", "0", "--track-grad-norms", "--mode", "probe"])
+    args = parse(["train", "--arch", "alexnet_cifar", "--lr", "0.2", "--subset", "0", "--track-grad-norms",
+                  "--mode", "probe", "--allow-random-backbone"])
     config = config_from_args(args)
     assert (config.lr, config.subset, config.track_grad_norms, config.probe_layer) == (0.2, None, True, "block3")
 

@@ -596,3 +596,14 @@ def test_quick_plans_test_as_many_images_per_class_as_they_validate():
     for key in ex.list_experiments():
         for plan in ex.get_experiment(key).plan(ex.Choices(size="quick")):
             assert plan.config.test_subset == plan.config.val_subset
+
+
+def test_random_init_stand_ins_pass_the_honest_modes_check():
+    """A card's "random init" stand-in is labelled as such, so its freeze/probe runs are allowed explicitly."""
+    from cnnviz.training.checks import config_problems
+
+    for key in ex.list_experiments():
+        exp = ex.get_experiment(key)
+        plans = exp.plan(ex.Choices(size="quick", inits={arch: "none" for arch in exp.pretrained_archs}))
+        for plan in plans:
+            assert not [p for p in config_problems(plan.config) if "randomly initialised" in p], (key, plan.key)

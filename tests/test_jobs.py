@@ -302,7 +302,8 @@ def test_a_real_tiny_probe_run_through_a_worker(tmp_path):
     write_folder_dataset(tmp_path / "pictures")
     store = RunStore(tmp_path / "home")
     config = TrainConfig(arch="alexnet_cifar", mode="probe", probe_layer="block1", dataset="folder",
-                         data_path=str(tmp_path / "pictures"), image_size=32, epochs=2, batch_size=4, device="cpu")
+                         data_path=str(tmp_path / "pictures"), image_size=32, epochs=2, batch_size=4, device="cpu",
+                         allow_random_backbone=True)
     run_id = submit(config, student="s", name="probe", store=store)
     assert Worker(store, executor=LocalExecutor()).run_once()
     run = store.get(run_id)

@@ -61,7 +61,7 @@ def tiny(at: AppTest) -> AppTest:
 def test_setup_widgets_defaults_and_estimate():
     at = open_train()
     assert at.selectbox(key="train_dataset").value == "shapes"
-    assert at.selectbox(key="train_model").value == "alexnet_cifar"
+    assert at.selectbox(key="train_model").value == "cifar_resnet"  # the default recipe's ResNet-20 (shapes-1min)
     assert at.segmented_control(key="train_mode").value == "scratch"
     labels = {m.label: m.value for m in at.metric}
     assert labels["Parameters"] and labels["FLOPs per image"].endswith("FLOPs")
@@ -234,3 +234,74 @@ def test_train_again_fills_any_config_and_diverged_runs_say_what_to_do():
     assert at.segmented_control(key="train_mode").value == "finetune" and at.radio(key="train_init").value == "none"
     assert (at.number_input(key="train_image_size").value, at.selectbox(key="train_augment").value) == (40, "cifar")
     assert not at.warning, [w.value for w in at.warning]  # no "default value and Session State" clashes
+
+
+def test_choosing_a_recipe_fills_the_form():
+    from cnnviz import recipes
+    from cnnviz.ui import logic
+
+    at = open_train()
+    at.selectbox(key="train_model").set_value("alexnet_cifar")
+    run(at)
+    at.number_input(key="train_epochs").set_value(2)
+    run(at)
+    at.selectbox(key="train_recipe").set_value("shapes-1min")
+    run(at)
+    recipe = recipes.named_recipe("shapes-1min").config()
+    for key, value in logic.widget_values(recipe).items():
+        assert at.session_state[key] == value, key
+    assert at.selectbox(key="train_model").value == "cifar_resnet" and at.number_input(key="train_epochs").value == 5
+    assert at.select_slider(key="train_lr").value == 0.01 and at.selectbox(key="train_optimizer").value == "adam"
+
+    at.selectbox(key="train_recipe").set_value("hymenoptera-freeze")  # the data is not here: the page says so
+    run(at)
+    assert (at.session_state["train_dataset"], at.session_state["train_model"], at.session_state["train_mode"],
+            at.session_state["train_init"]) == ("hymenoptera", "resnet18", "freeze", "imagenet")
+    assert at.session_state["train_batch_size"] == 4 and at.session_state["train_scheduler"] == "step"
+    assert any("hymenoptera_data.zip" in e.value for e in at.error)
+
+
+def test_a_new_dataset_starts_from_its_own_architecture():
+    at = open_train()
+    at.selectbox(key="train_dataset").set_value("folder")
+    run(at)
+    assert (at.session_state["train_model"], at.session_state["train_mode"]) == ("resnet18", "finetune")
+    at.selectbox(key="train_dataset").set_value("shapes")
+    run(at)
+    assert at.selectbox(key="train_model").value == "cifar_resnet"
+    assert at.segmented_control(key="train_mode").value == "scratch"
+
+
+def test_random_backbone_freeze_is_refused_and_random_finetune_says_scratch():
+    at = tiny(open_train())
+    at.segmented_control(key="train_mode").set_value("freeze")
+    run(at)
+    at.radio(key="train_init").set_value("none")
+    run(at)
+    assert any("random features" in e.value and "earlier run" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="train_launch").click()
+    run(at)
+    assert any(e.value.startswith("This run cannot start") for e in at.error)
+    assert RunStore().list() == [] and "train_run_id" not in at.session_state
+
+    at.segmented_control(key="train_mode").set_value("finetune")
+    run(at)
+    at.radio(key="train_init").set_value("none")
+    run(at)
+    assert any("training from scratch" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_find_a_learning_rate_fills_the_lr():
+    at = open_train()
+    at.number_input(key="train_subset").set_value(10)
+    at.number_input(key="train_val_subset").set_value(2)
+    run(at)
+    at.button(key="train_lr_find").click()
+    run(at)
+    found = at.session_state["train_lr_found"]
+    assert found["suggested_lr"] and len(found["lrs"]) == len(found["losses"]) >= 2
+    assert at.select_slider(key="train_lr").value == float(f"{found['suggested_lr']:.2g}")
+    assert any(c.value.startswith("Suggested learning rate") for c in at.caption)
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the loss-against-lr chart"
+    assert RunStore().list() == [], "the sweep stores no run"

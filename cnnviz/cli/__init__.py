@@ -1,4 +1,4 @@
-"""The command line: ``python -m cnnviz summary|train|submit|worker|predict|runs|prefetch|reproduce|report``.
+"""The command line: ``python -m cnnviz summary|train|recipes|lr-find|submit|worker|predict|runs|prefetch|reproduce|report``.
 
 With ``--json`` a command prints exactly one JSON document on stdout; progress and
 errors go to stderr. A user error (unknown architecture, bad option, too small input,
@@ -16,10 +16,12 @@ import os
 import sys
 from typing import Sequence
 
-from cnnviz.cli import prefetch, predict, report, reproduce, runs, submit, summary, train, worker
+from cnnviz.cli import (lr_find, predict, prefetch, recipes, report, reproduce, runs, submit, summary, train,
+                        worker)
 from cnnviz.cli.common import PROG, Parser, one_line, user_errors
 
-COMMANDS = (summary, train, submit, worker, predict, runs, prefetch, reproduce, report)  # in the order --help lists them
+COMMANDS = (summary, train, recipes, lr_find, submit, worker, predict, runs, prefetch, reproduce,
+            report)  # in the order --help lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,7 +2,8 @@
 
 Its flags are generated from ``TrainConfig``'s field metadata; a flag not given takes
 the value of ``cnnviz.recipes.default_config`` for the chosen architecture, dataset and
-mode, the same defaults the Train page starts from.
+mode, the same defaults the Train page starts from. ``--recipe NAME`` starts from a named
+recipe instead (``python -m cnnviz recipes`` lists them); the flags given still override it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def add_parser(sub) -> None:
     """Register ``train`` with one flag per ``TrainConfig`` field."""
     p = sub.add_parser("train", help="train a model; the run goes into the run store like app runs",
                        description="Flags not given take the defaults of the recipe for the architecture, "
-                                   "dataset and mode (the Train page's defaults).")
+                                   "dataset and mode (the Train page's defaults), or of --recipe.")
+    add_recipe_flag(p)
     add_config_flags(p)
     add_option_flag(p)
     add_student_flag(p)
@@ -57,9 +59,21 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=f.name, type=base, choices=meta["choices"], default=None, help=help)
 
 
+def add_recipe_flag(p: argparse.ArgumentParser) -> None:
+    """``--recipe NAME``: start from a named recipe (its names come from ``cnnviz.recipes``)."""
+    from cnnviz.recipes import NAMED_BY_NAME
+
+    p.add_argument("--recipe", choices=list(NAMED_BY_NAME), default=None, metavar="NAME",
+                   help="start from a named recipe (see `python -m cnnviz recipes`); other flags override it")
+
+
 def config_from_args(args):
-    """The TrainConfig the train flags describe: the recipe's defaults with the given flags applied."""
-    from cnnviz.recipes import default_config
+    """The TrainConfig the train flags describe: the recipe's defaults with the given flags applied.
+
+    Only flags given on the command line count (unset ones are None), so ``--recipe`` keeps every
+    value the user did not name.
+    """
+    from cnnviz.recipes import default_config, named_recipe
 
     given = {}
     for f in knobs():
@@ -68,10 +82,23 @@ def config_from_args(args):
             continue
         base, optional = value_type(f)
         given[f.name] = None if optional and base is int and value == 0 else value  # 0 images per class: all
-    return default_config(**given, options=parse_options(args.option))
+    options = parse_options(getattr(args, "option", []))
+    if getattr(args, "recipe", None):
+        return named_recipe(args.recipe).config(**given, **({"options": options} if options else {}))
+    return default_config(**given, options=options)
 
 
-def _prepare(config) -> None:
+def check_config(config, *, command: str = "train") -> None:
+    """Refuse a config the registries reject (ConfigError: exit 2); say on stderr what it will do that its
+    mode's name does not (fine-tuning random weights trains from scratch)."""
+    from cnnviz.training.checks import config_notes, validate_config
+
+    validate_config(config)
+    for note in config_notes(config):
+        print(f"{PROG} {command}: note: {note}", file=sys.stderr)
+
+
+def prepare(config, *, command: str = "train") -> None:
     """Everything that can be wrong with the user's request, checked before a run is stored.
 
     The trainer reports a failure as a failed run (with a traceback); on the command line a
@@ -80,10 +107,9 @@ def _prepare(config) -> None:
     """
     from cnnviz.data import load_splits
     from cnnviz.device import pick_device
-    from cnnviz.training.checks import validate_config
     from cnnviz.training.modes import resolve_image_size
 
-    validate_config(config)
+    check_config(config, command=command)
     pick_device(config.device)
     _check_init(config)
     size = resolve_image_size(config)
@@ -196,7 +222,7 @@ def run(args) -> int:
     from cnnviz.jobs import run_training
 
     config = config_from_args(args)
-    _prepare(config)
+    prepare(config)
     store = RunStore()
     run_id = store.create(config, status="running", student=args.student)  # trained here, owned by this process
     stop = threading.Event()

@@ -49,6 +49,10 @@ def config(**values: Any) -> TrainConfig:
     """A run's config; seed 0 unless given, so a class's groups are comparable; test as many per class as validation."""
     values.setdefault("seed", 0)
     values.setdefault("test_subset", values.get("val_subset"))
+    # A frozen or probed network on random weights is allowed here on purpose: an experiment offers
+    # it only as a labelled stand-in ("random init") or as the baseline it compares against.
+    if values.get("mode") in ("freeze", "probe") and values.get("init", "none") == SCRATCH:
+        values.setdefault("allow_random_backbone", True)
     return TrainConfig(**values)
 
 

@@ -20,8 +20,10 @@ def fair_order(queued: list[tuple[int, str, float]], usage: dict[str, float], *,
     """
     usage = dict(usage)
     waiting: dict[str, list[tuple[float, int]]] = {}
-    for run_id, student, created in sorted(queued, key=lambda q: (q[2] or 0.0, q[0])):
-        waiting.setdefault(student or "", []).append((created or 0.0, run_id))
+    # Submission order is the id order: ids are handed out under the store's write lock, while
+    # created_at is read before it, so two sessions submitting at once can stamp them the other way.
+    for run_id, student, created in sorted(queued, key=lambda q: q[0]):
+        waiting.setdefault(student or "", []).append((run_id, run_id))
     order = []
     while waiting:
         student = min(waiting, key=lambda s: (usage.get(s, 0.0), waiting[s][0]))

@@ -3,15 +3,16 @@
 ``cnnviz.training.config.validate`` checks the schema alone (choices, bounds); this
 module adds the architecture and dataset registries: the architecture and its options
 exist, the probe point is one of the architecture's, the input is big enough, the label
-set and the loss fit the dataset. The command line, the Train page and job submission
-call it before a run is stored.
+set and the loss fit the dataset, and a frozen backbone is not a random one unless asked for.
+The command line and the Train page call it before a run is stored; ``config_notes`` says
+what a valid config does that a student may not expect (fine-tuning random weights).
 """
 
 from __future__ import annotations
 
 from cnnviz.data import DatasetError, get_dataset_spec
 from cnnviz.inspect import check_input_size
-from cnnviz.models import get_spec, resolve_options
+from cnnviz.models import get_spec, hub_checkpoints_dir, resolve_options, weights_file_name
 from cnnviz.training.config import ConfigError, TrainConfig, validate
 from cnnviz.training.modes import INPUT
 
@@ -21,7 +22,48 @@ def config_problems(config: TrainConfig) -> list[str]:
     problems = validate(config)
     problems += _model_problems(config)
     problems += _dataset_problems(config)
+    problems += _backbone_problems(config)
     return problems
+
+
+def config_notes(config: TrainConfig) -> list[str]:
+    """What a valid ``config`` will do that its mode's name does not say; [] when nothing."""
+    if config.mode == "finetune" and config.init == "none":
+        return ["fine-tuning from random weights (init none) trains from scratch: nothing is pretrained"]
+    return []
+
+
+def random_backbone(config: TrainConfig) -> bool:
+    """Whether ``config`` freezes (or probes) a network that was never trained."""
+    uses_backbone = config.mode == "freeze" or (config.mode == "probe" and config.probe_layer != INPUT)
+    return uses_backbone and config.init == "none"
+
+
+def _backbone_problems(config: TrainConfig) -> list[str]:
+    if not random_backbone(config) or config.allow_random_backbone:
+        return []
+    return [random_backbone_problem(config.arch, config.options, mode=config.mode)
+            + "; allow_random_backbone runs it anyway, as a baseline"]
+
+
+def random_backbone_problem(arch: str, options: dict, *, mode: str = "freeze") -> str:
+    """Why freezing (or probing) a random ``arch`` is refused, and the three ways out."""
+    what = "freezing" if mode == "freeze" else "probing"
+    return (f"{what} a randomly initialised network trains only its last layer on random features; "
+            f"{_weights_advice(arch, options)}, start from an earlier run (init run:ID), "
+            "or train from scratch (mode scratch)")
+
+
+def _weights_advice(arch: str, options: dict) -> str:
+    """Where the ImageNet weights of ``arch`` go (or that it has none)."""
+    try:
+        name, _ = get_spec(arch).weights_for(resolve_options(arch, options))
+    except ValueError:
+        name = None
+    if not name:
+        return f"{arch} has no ImageNet weights: use a weights file (init PATH)"
+    return (f"use ImageNet weights (init imagenet: place {weights_file_name(name)} in {hub_checkpoints_dir()} "
+            "or upload it as a weights file)")
 
 
 def validate_config(config: TrainConfig) -> None:

@@ -84,6 +84,11 @@ class TrainConfig:
                                    section="mode", ui="special")
     init: str = knob("none", help="none | imagenet | run:ID | a weights file (default none)", section="mode",
                      ui="special")
+    # freeze/probe on random weights trains a head on random features: refused unless asked for (the
+    # degradation and probe baselines ask for it on purpose)
+    allow_random_backbone: bool = knob(False, help="allow freeze/probe on a randomly initialised backbone "
+                                                   "(a baseline: only the head learns, on random features)",
+                                       section="mode", ui=None)
     # enough to see a learning curve in minutes; the course runs used 10-25
     epochs: int = knob(3, help="passes over the training images", low=1, section="optimisation")
     batch_size: int = knob(64, help="images per optimiser step", low=1, section="optimisation", ui="select")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from cnnviz.recipes import format_seconds
+from cnnviz.recipes import NAMED_RECIPES, format_seconds
 from cnnviz.runs.store import ACTIVE, STATUSES
 from cnnviz.training.config import TrainConfig, knobs, value_type
 
@@ -240,6 +240,16 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
         arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
         labels=get("train_labels", data_spec.label_sets[0]) if len(data_spec.label_sets) > 1 else data_spec.label_sets[0],
         mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init, **table)
+
+
+def recipe_choices() -> list[str]:
+    """The named recipes' names, in the order ``python -m cnnviz recipes`` lists them (the Recipe box's options)."""
+    return [r.name for r in NAMED_RECIPES]
+
+
+def round_lr(lr: float | None) -> float | None:
+    """A learning rate to two significant figures (``0.0010975`` -> ``0.0011``), as a person would type it."""
+    return None if lr is None else float(f"{lr:.2g}")
 
 
 def images_for_estimate(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None = None,

@@ -1,4 +1,5 @@
-"""The set-up half of the Train page: dataset, model, mode and initialisation, hyperparameters, launch.
+"""The set-up half of the Train page: a named recipe, dataset, model, mode and initialisation,
+hyperparameters, the learning-rate finder, launch.
 
 Every widget key starts with ``train_``; ``cnnviz.ui.logic.build_train_config``
 turns their values into the run's ``TrainConfig``.
@@ -16,16 +17,29 @@ from cnnviz.data import DatasetError, DatasetUnavailable, get_dataset_spec, list
 from cnnviz.jobs.estimates import epoch_estimate
 from cnnviz.models import get_spec
 from cnnviz.runs import RunStore
-from cnnviz.recipes import default_config, default_probe_layer, estimate_epoch_seconds, features_cached, \
-    format_seconds, registry_recipe
-from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainConfig
+from cnnviz.recipes import (
+    NAMED_BY_NAME,
+    default_config,
+    default_init,
+    default_probe_layer,
+    default_start,
+    estimate_epoch_seconds,
+    features_cached,
+    format_seconds,
+    registry_recipe,
+)
+from cnnviz.training.checks import random_backbone_problem
+from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from cnnviz.ui import cached, state
 from cnnviz.ui.logic import (
     UploadError,
+    build_train_config,
     images_for_estimate,
     number_bounds,
     options_key,
     plural,
+    recipe_choices,
+    round_lr,
     save_upload,
     widget_values,
 )
@@ -40,6 +54,9 @@ INIT_LABELS = {"imagenet": "ImageNet weights", "run": "An earlier run of mine", 
                "none": "Random (no pretraining)"}
 LRS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 BATCHES = (8, 16, 32, 64, 128, 256)
+LR_FIND_STEPS = 100  # batches in the page's sweep: seconds on shapes, and the page waits for it
+LR_FOUND = "train_lr_found"  # dict: the last sweep (lrs, losses, suggested_lr) the page draws
+LR_PENDING = "train_lr_pending"  # float: a suggestion to put into the lr widget before it is drawn
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,36 @@ class DatasetChoice:
     labels: str
     path: str | None
     preview: dict
+
+
+# -- a named recipe ---------------------------------------------------------------------------
+
+def recipe_picker() -> None:
+    """The named recipes; choosing one fills every widget of the form in one click (a callback, before they draw)."""
+    names = recipe_choices()
+    if st.session_state.get("train_recipe") not in (None, *names):
+        st.session_state["train_recipe"] = None
+    name = st.selectbox("Recipe", names, index=None, key="train_recipe", on_change=_fill_from_recipe,
+                        format_func=lambda n: f"{n}: {NAMED_BY_NAME[n].title}",
+                        placeholder="Start from a named recipe (fills the whole form)...",
+                        help="A whole configuration with a name, as `python -m cnnviz train --recipe NAME` runs it; "
+                             "change any setting afterwards.")
+    if name:
+        st.caption(NAMED_BY_NAME[name].why)
+
+
+def _fill_from_recipe() -> None:
+    name = st.session_state.get("train_recipe")
+    if name:
+        state.prefill_train_form(NAMED_BY_NAME[name].config())
+        st.session_state.pop("train_init_run", None)
+
+
+def _start_for_dataset() -> None:
+    """A new dataset starts from its own architecture and mode (``recipes.STARTS``): photos fine-tune ImageNet weights."""
+    arch, mode = default_start(st.session_state["train_dataset"])
+    st.session_state.update(train_model=arch, train_mode=mode)
+    st.session_state["train_init"] = default_init(arch, mode) if mode != "scratch" else "none"
 
 
 # -- dataset ----------------------------------------------------------------------------------
@@ -80,7 +127,7 @@ def dataset_section() -> DatasetChoice:
     left, right = st.columns([2, 1])
     with left:
         name = st.selectbox("Dataset", names, key="train_dataset", persist_state=PERSIST,
-                            format_func=lambda n: get_dataset_spec(n).label)
+                            format_func=lambda n: get_dataset_spec(n).label, on_change=_start_for_dataset)
     spec = get_dataset_spec(name)
     labels = "fine"
     if len(spec.label_sets) > 1:
@@ -159,7 +206,18 @@ def mode_section(arch: str, options: dict) -> str:
         st.caption("Random initialisation: nothing is pretrained.")
         return mode
     init_section(spec, options)
+    random_weights_note(arch, options, mode)
     return mode
+
+
+def random_weights_note(arch: str, options: dict, mode: str) -> None:
+    """Say what random starting weights mean in this mode: a refusal for freeze/probe, from scratch for fine-tune."""
+    if st.session_state.get("train_init") != "none":
+        return
+    if mode == "finetune":
+        st.info("Fine-tuning from random weights is **training from scratch**: nothing is pretrained.")
+    elif mode == "freeze" or st.session_state.get("train_probe_layer") != "input":
+        st.error("This run cannot start: " + random_backbone_problem(arch, options, mode=mode) + ".")
 
 
 def init_section(spec, options: dict) -> None:
@@ -249,6 +307,8 @@ def apply_recipe(arch: str, data: DatasetChoice, mode: str) -> list[str]:
 
 def hyperparameter_section(why: list[str], num_classes: int) -> None:
     """Epochs, batch size, learning rate, optimiser, input size, subset, augmentation and the rest."""
+    if LR_PENDING in st.session_state:  # the lr finder's suggestion, set before the widget exists
+        st.session_state["train_lr"] = st.session_state.pop(LR_PENDING)
     c = st.columns(4)
     c[0].number_input("Epochs", **number_bounds("epochs"), step=1, key="train_epochs", persist_state=PERSIST)
     c[1].select_slider("Batch size", _with_current(BATCHES, "train_batch_size"), key="train_batch_size",
@@ -293,6 +353,51 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
         c[1].toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
                     help="Per-layer gradient norms each epoch (the degradation experiment).")
     st.caption("Defaults: " + "; ".join(why) + ".")
+
+
+def lr_finder(options: dict) -> None:
+    """A button that sweeps the learning rate on the configured run, draws loss against lr, and fills in the pick."""
+    from cnnviz.charts import lr_find_curve
+
+    if st.button("Find a learning rate", key="train_lr_find",
+                 help=f"Trains the configured run for up to {LR_FIND_STEPS} batches while the learning rate grows "
+                      "from 1e-7 to 10 (Smith 2015; fastai's lr_find), then puts the rate where the loss fell "
+                      "fastest into the form. Nothing is saved."):
+        found = _sweep(options)
+        if found is not None:
+            st.session_state[LR_FOUND] = found
+            if found["suggested_lr"]:
+                st.session_state[LR_PENDING] = round_lr(found["suggested_lr"])
+            st.rerun()
+    found = st.session_state.get(LR_FOUND)
+    if found:
+        st.altair_chart(lr_find_curve(found["lrs"], found["losses"], suggested=found["suggested_lr"]), width="stretch")
+        st.caption(f"Suggested learning rate **{round_lr(found['suggested_lr']):g}** (steepest fall of the smoothed "
+                   f"loss), filled in above; {found['describe']}." if found["suggested_lr"] else
+                   "The loss never went down in the sweep: no suggestion (try more images per class).")
+
+
+def _sweep(options: dict) -> dict | None:
+    """Run the sweep on the form's config; None (and an error shown) when the form cannot run."""
+    from cnnviz.training.checks import validate_config
+    from cnnviz.training.lr_find import lr_find
+
+    try:
+        config = build_train_config(st.session_state, options=options)
+        validate_config(config)
+    except ConfigError as exc:
+        st.error("The learning-rate finder cannot run this configuration: " + "; ".join(exc.problems) + ".")
+        return None
+    except ValueError as exc:
+        st.error(str(exc))
+        return None
+    with st.spinner(f"Sweeping the learning rate over up to {LR_FIND_STEPS} batches..."):
+        try:
+            result = lr_find(config, steps=LR_FIND_STEPS)
+        except (DatasetError, RuntimeError, ValueError) as exc:  # e.g. weights that are not on this machine
+            st.error(f"The learning-rate finder failed: {exc}")
+            return None
+    return {**result.to_dict(), "describe": f"{len(result.lrs)} batches of {config.describe()}"}
 
 
 def _with_current(choices: tuple, key: str) -> list:
