@@ -22,7 +22,8 @@ SPLIT_SIZES = {"train": 300, "val": 100, "test": 100}  # images per class
 SPLIT_SEEDS = {"train": 1001, "val": 2002, "test": 3003}  # fixed, so every run sees the same pictures
 GENERATOR_VERSION = 1  # bump when the drawing changes: it keys the decoded cache
 _PERIOD = 0.6  # pattern period in shape units: >= 4 px per period at 32 px, so stripes survive small images
-_PIXELS_PER_STEP = 1 << 24  # pixels drawn per vectorised step: ~64 MB per float temporary
+_PIXELS_PER_STEP = 1 << 24  # pixels per noise draw: fixed, because the pictures depend on it
+_PIXELS_PER_DRAW = 1 << 22  # pixels rendered per vectorised step: ~16 MB per float temporary
 
 
 def _box(u, v, a, b):
@@ -109,8 +110,8 @@ def _draw_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.Te
     }
 
 
-def _render(labels: torch.Tensor, p: dict[str, torch.Tensor], size: int) -> torch.Tensor:
-    """Draw the pictures described by ``p`` at ``size`` px; returns uint8 (N, 3, size, size)."""
+def _render(labels: torch.Tensor, p: dict[str, torch.Tensor], size: int, noise: torch.Tensor) -> torch.Tensor:
+    """Draw the pictures described by ``p`` at ``size`` px, plus ``noise``; returns uint8 (N, 3, size, size)."""
     n = labels.shape[0]
     coords = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1  # pixel centres in [-1, 1]
     y, x = coords[None, :, None], coords[None, None, :]
@@ -128,7 +129,6 @@ def _render(labels: torch.Tensor, p: dict[str, torch.Tensor], size: int) -> torc
     texture = torch.nn.functional.interpolate(p["texture"], size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
     ground = p["bg1"][:, :, None, None] * (1 - texture) + p["bg2"][:, :, None, None] * texture
     image = ground * (1 - alpha) + p["fg"][:, :, None, None] * alpha
-    noise = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(int(p["noise_seed"])))
     image = image + noise * p["noise"][:, None, None, None]
     return (image.clamp(0, 1) * 255).round_().to(torch.uint8)
 
@@ -145,9 +145,15 @@ def generate_shapes(n_per_class: int, *, size: int = 64, seed: int = 0) -> tuple
     params = _draw_params(labels, torch.Generator().manual_seed(seed))  # drawn once: the same pictures at every size
     chunk = max(1, _PIXELS_PER_STEP // (size * size))  # few, large vectorised steps: per-op overhead dominates small ones
     images = torch.empty(labels.shape[0], 3, size, size, dtype=torch.uint8)
+    # The noise is drawn per chunk (so the pictures stay what they were), but drawn in smaller
+    # steps: a whole chunk's temporaries peaked at ~1.4 GB, too much beside a class's workers.
+    step = max(1, _PIXELS_PER_DRAW // (size * size))
     for start in range(0, labels.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        part = {k: (v if k == "noise_seed" else v[rows]) for k, v in params.items()}
-        part["noise_seed"] = params["noise_seed"] + start
-        images[rows] = _render(labels[rows], part, size)
+        stop = min(start + chunk, labels.shape[0])
+        noise = torch.randn(stop - start, 3, size, size,
+                            generator=torch.Generator().manual_seed(int(params["noise_seed"]) + start))
+        for first in range(start, stop, step):
+            rows = slice(first, min(first + step, stop))
+            part = {k: v[rows] for k, v in params.items() if k != "noise_seed"}
+            images[rows] = _render(labels[rows], part, size, noise[first - start:rows.stop - start])
     return images, labels
