@@ -4,10 +4,10 @@
     model = get_model("resnet18", num_classes=2, options={"residual_4": False}, init="imagenet")
 
 Importing this package registers the architectures (alexnet, alexnet_cifar, alex_resnet,
-alex_se, resnet18/34/50, vgg11/16, cifar_resnet, softmax).
+alex_se, resnet18/34/50, vgg11/16, cifar_resnet, softmax, airbench).
 """
 
-from . import alexnet, resnet, vgg, softmax  # noqa: F401  (registers the architectures, in this order)
+from . import alexnet, resnet, vgg, softmax, airbench  # noqa: F401  (registers the architectures, in this order)
 from .blocks import SqueezeExcitation, Stage, se_modules
 from .build import (count_params, freeze_backbone, get_model, head_module, meta_model, probe_module,
                     replace_head)

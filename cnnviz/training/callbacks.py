@@ -15,7 +15,9 @@ Each event method gets the ``TrainState``. Raising ``StopTraining`` ends the run
 
 The trainer always runs ``Throughput``, ``GradNorms`` (when ``config.track_grad_norms``),
 ``DivergenceCheck``, ``KeepBest`` and ``ConfusionMatrix``, in that order, before the caller's
-callbacks; ``BestCheckpoint(path)`` is the caller's to add.
+callbacks; ``BestCheckpoint(path)`` is the caller's to add. ``WhitenFirstLayer`` (first, for
+models with a ``WhiteningConv``) and ``WeightAverage`` (when ``config.ema_decay``) are the
+fast-training tricks of airbench (Jordan 2024).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 
 from cnnviz.checkpoint import save_checkpoint
+from cnnviz.models.airbench import WhiteningConv
 
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "before_validate", "after_validate",
           "after_epoch", "after_fit")
@@ -231,3 +234,73 @@ class LastCheckpoint(Callback):
     def after_fit(self, state) -> None:
         if getattr(state, "status", None) in ("finished", "diverged"):
             self.path.unlink(missing_ok=True)
+
+
+WHITEN_IMAGES = 5000  # airbench whitens from 5,000 training images
+WHITEN_BIAS_EPOCHS = 3  # airbench trains the whitening layer's bias for its first 3 epochs only
+
+
+class WhitenFirstLayer(Callback):
+    """Sets each ``WhiteningConv`` of a randomly initialised model from the training images before the first epoch.
+
+    The filters whiten the 2x2 patches of ``WHITEN_IMAGES`` evenly spread training pictures, as the
+    model sees them (normalised); the bias trains for ``WHITEN_BIAS_EPOCHS`` epochs, then freezes.
+    Loaded weights keep their filters, and a frozen body is not trained here at all.
+    """
+
+    def before_fit(self, state) -> None:
+        config = state.config
+        random = config.mode == "scratch" or config.init == "none"
+        layers = [m for m in state.model.modules() if isinstance(m, WhiteningConv)]
+        self.layers = layers if random and state.learner.frozen is None else []
+        if not self.layers:
+            return
+        source = state.train_source
+        index = torch.linspace(0, len(source) - 1, min(WHITEN_IMAGES, len(source))).long().unique()
+        images = torch.cat([source.get(part, train=False)[0] for part in index.split(500)])
+        for layer in self.layers:
+            layer.fit(images)
+
+    def before_epoch(self, state) -> None:
+        for layer in self.layers:
+            layer.bias.requires_grad_(state.epoch <= WHITEN_BIAS_EPOCHS)
+
+
+class WeightAverage(Callback):
+    """Validates an exponential moving average of the weights (Polyak averaging) instead of the trained weights.
+
+    After each batch ``average <- d * average + (1 - d) * weights`` over every floating-point
+    tensor of the state dict (batch-norm statistics too), with ``d = min(decay, (1 + t) / (10 + t))``
+    after ``t`` batches, so the random start fades quickly (TensorFlow's ExponentialMovingAverage).
+    ``before_validate`` swaps the average in, so validation, the kept best epoch and checkpoints all
+    hold it; ``before_epoch`` swaps the trained weights back. After the last epoch the model holds
+    the average.
+    """
+
+    def __init__(self, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"the weight-average decay must be between 0 and 1, got {decay}")
+        self.decay = decay
+
+    def before_fit(self, state) -> None:
+        self.live = [t for t in state.learner.trainable.state_dict().values() if t.is_floating_point()]
+        self.average = [t.detach().clone() for t in self.live]
+        self.trained: list[torch.Tensor] | None = None
+        self.updates = 0
+
+    @torch.no_grad()
+    def after_batch(self, state) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.average, self.live, 1 - decay)
+        self.updates += 1
+
+    @torch.no_grad()
+    def before_validate(self, state) -> None:
+        self.trained = [t.clone() for t in self.live]
+        torch._foreach_copy_(self.live, self.average)
+
+    @torch.no_grad()
+    def before_epoch(self, state) -> None:
+        if self.trained is not None:
+            torch._foreach_copy_(self.live, self.trained)
+            self.trained = None

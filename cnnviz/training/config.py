@@ -134,6 +134,12 @@ class TrainConfig:
     # because bf16 autocast measured slower on AVX512-BF16 CPUs without AMX (benchmarks/README.md).
     precision: str = knob("auto", help="auto: mixed precision where it is faster (default)", choices=PRECISIONS,
                           section="advanced", ui="select")
+    # airbench's evaluation (Jordan 2024): a picture and its mirror image are the same class
+    tta_flip: bool = knob(False, help="evaluate each picture and its mirror image and average the logits",
+                          section="advanced", ui="toggle")
+    # Polyak averaging; airbench's lookahead plays the same part. Per batch: 0.98 averages the last ~50 batches
+    ema_decay: float = knob(0.0, help="validate an exponential moving average of the weights with this decay "
+                                      "per batch (0: off)", low=0, high=0.9999, section="advanced")
     name: str = knob("", help="a name for the run", section="run", ui="text")
 
     def __post_init__(self):

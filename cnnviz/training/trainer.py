@@ -36,7 +36,8 @@ from cnnviz.inspect import model_cost
 from cnnviz.models import resolve_options
 
 from .callbacks import (BestCheckpoint, Callback, CallbackError, ConfusionMatrix, Diverged, DivergenceCheck,
-                        GradNorms, KeepBest, StopTraining, Throughput, confusion_matrix, per_class_accuracy)
+                        GradNorms, KeepBest, StopTraining, Throughput, WeightAverage, WhitenFirstLayer,
+                        confusion_matrix, per_class_accuracy)
 from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
 from .modes import INPUT, Learner, ProbeModel, build_learner, resolve_image_size
@@ -99,6 +100,7 @@ class TrainState:
     scheduler: Any = None
     generators: dict[str, torch.Generator] = field(default_factory=dict)
     layout: dict[str, Any] = field(default_factory=dict)  # the checkpoint fields fixed at build time
+    train_source: Any = None  # the training batches; .get(index, train=False) gives model inputs, unaugmented
     result: "RunResult | None" = None  # set just before after_fit
 
     def checkpoint(self, *, training_state: bool = True) -> Checkpoint:
@@ -181,7 +183,8 @@ class Trainer:
                  cache_features: bool = True, resume_from: Checkpoint | None = None):
         self.config = config
         self.resume_from = resume_from
-        builtin = [Throughput(), *([GradNorms()] if config.track_grad_norms else []), DivergenceCheck(), KeepBest(),
+        builtin = [WhitenFirstLayer(), Throughput(), *([GradNorms()] if config.track_grad_norms else []),
+                   DivergenceCheck(), *([WeightAverage(config.ema_decay)] if config.ema_decay else []), KeepBest(),
                    ConfusionMatrix()]
         self.callbacks = [*builtin, *callbacks]
         self.stop = stop
@@ -280,6 +283,7 @@ class Trainer:
         state.flops = _flops(config.arch, self._options(), self.image_size, self.num_outputs)
         state.layout = self._layout()
         self._make_sources()
+        state.train_source = self.train_source
         self.batch_index = self._batches(torch.arange(len(self.train_source)))  # fixed count per epoch
         state.batches = len(self.batch_index)
         self.optimizer = state.optimizer = _optimizer(config, learner.parameters())
@@ -453,13 +457,14 @@ class Trainer:
         config = self.config
         self.learner.eval_mode()
         topk = self.num_outputs >= 5
+        flip = config.tta_flip and self.learner.frozen is None  # a frozen body's features are no pictures to mirror
         loss_sum, correct, top5, predictions = 0.0, 0, 0, []
         # Evaluation batches as big as training's: bigger ones measured no faster on CPU (cache misses).
         for index in torch.arange(len(source)).split(config.batch_size if isinstance(source, ImageBatches) else 4096):
             self._check_stop()
             x, y = source.get(index, train=False)
             with self.autocast():
-                logits = self.learner.trainable(x)
+                logits = evaluation_logits(self.learner.trainable, x, flip=flip)
             loss_sum += _loss(logits, y, kind=config.loss, smoothing=0.0, reduction="sum").item()
             predicted = _predict(logits, config.loss)
             correct += (predicted == y).sum().item()
@@ -534,6 +539,12 @@ class Trainer:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def evaluation_logits(model: torch.nn.Module, x: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
+    """``model(x)``; with ``flip``, the mean of the logits of ``x`` and of its mirror image (flip test-time augmentation)."""
+    logits = model(x)
+    return (logits + model(x.flip(-1))) / 2 if flip else logits
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, *, kind: str, smoothing: float, reduction: str = "mean"
