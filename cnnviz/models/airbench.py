@@ -31,6 +31,7 @@ WHITEN_KERNEL = 2
 WHITEN_EPS = 5e-4  # airbench's eps added to the eigenvalues
 BN_MOMENTUM = 0.4  # PyTorch's convention (airbench writes 0.6 for the share of the old running statistics)
 BN_EPS = 1e-12
+SHIFT_SCALE = 8.0  # sqrt of airbench's bias_scaler 64 (see ShiftNorm)
 LOGIT_SCALE = 1 / 9  # airbench's "scaling_factor": small logits at the start, so large learning rates work
 
 
@@ -74,13 +75,23 @@ def whitening_filters(images: torch.Tensor, *, kernel_size: int = WHITEN_KERNEL,
 
 
 class ShiftNorm(nn.BatchNorm2d):
-    """Batch norm whose scale stays 1 (a buffer): only the shift trains, as in airbench."""
+    """Batch norm whose scale stays 1 (a buffer): only the shift trains, as in airbench.
+
+    airbench trains the shifts with 64 times the learning rate of the other weights (its
+    ``bias_scaler``). Storing shift / 8 and multiplying by 8 here does the same with one optimiser
+    group: under SGD the gradient of the stored value is 8 times larger and each step moves the
+    shift 8 times further, while weight decay shrinks it at the same rate as every other weight.
+    """
 
     def __init__(self, channels: int):
         super().__init__(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
         weight = self.weight.detach()
         del self.weight
         self.register_buffer("weight", weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias * SHIFT_SCALE,
+                            self.training, self.momentum, self.eps)
 
 
 class IdentityConv(nn.Conv2d):
