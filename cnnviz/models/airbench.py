@@ -162,7 +162,7 @@ def build_airbench(*, num_classes: int, width: int = 64, width_factor: int = 2, 
 def _airbench_diagram(options: dict) -> list[Stage]:
     widths = _widths(int(options.get("width", 64)), int(options.get("width_factor", 2)))
     stem = "whitened from the data, frozen" if options.get("whiten", True) else "trained"
-    stages = [Stage("stem", f"stem\nconv 2x2, 24 ({stem}) + GELU")]
+    stages = [Stage("stem", f"stem\nconv 2x2, 24 + GELU\n({stem})")]
     for k, width in enumerate(widths, start=1):
         stages.append(Stage(f"group{k}", f"group {k}: {width}, /2\nconv 3x3, max pool, BN, GELU\nconv 3x3, BN, GELU"))
     stages.append(Stage("head", "global max pool\nFC, x 1/9"))
