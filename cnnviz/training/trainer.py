@@ -542,7 +542,7 @@ class Trainer:
 
 
 def evaluation_logits(model: torch.nn.Module, x: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
-    """``model(x)``; with ``flip``, the mean of the logits of ``x`` and of its mirror image (flip test-time augmentation)."""
+    """``model(x)``; with ``flip``, the mean logits of ``x`` and its mirror image (flip test-time augmentation)."""
     logits = model(x)
     return (logits + model(x.flip(-1))) / 2 if flip else logits
 
