@@ -257,6 +257,18 @@ def test_bad_init_file_is_a_one_line_usage_error_and_stores_no_run(tmp_path, kin
     assert RunStore().list() == []
 
 
+def test_init_with_scratch_is_a_one_line_usage_error_and_stores_no_run(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"never read")
+    done = cli("train", "--mode", "scratch", "--init", str(path), "--epochs", "1", "--subset", "4",
+               "--val-subset", "2")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "init is only used by finetune/freeze/probe" in lines[0], done.stderr
+    assert "drop --init or choose --mode finetune" in lines[0] and "Traceback" not in done.stderr
+    assert RunStore().list() == []
+
+
 def test_wrapped_state_dict_with_module_prefix_is_unwrapped(tmp_path):
     import torch
 
