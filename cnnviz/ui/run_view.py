@@ -61,6 +61,7 @@ def show_run(run_id: int) -> bool:
 
 def describe(config) -> str:
     """``AlexNet (CIFAR) [se_2] - scratch on shapes - 3 epochs, lr 0.01``: only options that differ from the defaults."""
+    from cnnviz.data import dataset_display_name
     from cnnviz.models import get_spec
 
     spec = get_spec(config.arch)
@@ -68,8 +69,9 @@ def describe(config) -> str:
     changed = [k if v is True else f"{k}={v}" for k, v in config.options.items() if defaults.get(k) != v]
     probe = f" at {config.probe_layer}" if config.mode == "probe" else ""
     init = "" if config.init == "none" else f" from {config.init}"
+    data = dataset_display_name(config.dataset, config.data_path)
     return (f"{spec.label}{' [' + ', '.join(changed) + ']' if changed else ''} · {config.mode}{probe}{init} on "
-            f"{config.dataset} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
+            f"{data} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
             f"{config.image_size or spec.default_size} px")
 
 
@@ -88,8 +90,10 @@ def live_panel(run_id: int) -> None:
                             stopping=job.stopping, message=run.message)
     bar, stop = st.columns([5, 1], vertical_alignment="bottom")
     bar.progress(progress.fraction, text=progress.text)
+    kept = ("the best epoch so far is kept." if epochs else
+            "no epoch has finished yet, so nothing would be kept.")
     if stop.button("Stop", width="stretch", key="train_stop", type="primary", disabled=job.stopping,
-                   help="Ends within one batch; the best epoch so far is kept."):
+                   help="Ends within one batch; " + kept):
         store.request_stop(run_id)
         st.toast(f"Stopping run {run_id}...")
     draw_curves(epochs, batches, epochs_total=run.config.epochs, num_classes=len(run.classes or []))
@@ -135,7 +139,8 @@ def epoch_table(epochs: list[dict]) -> pd.DataFrame:
 
 def show_results(run, store: RunStore) -> None:
     """Status, best accuracy, curves, confusion matrix with its images, per-class accuracy, downloads."""
-    level, text = status_message(run.status, run.message)
+    epochs = store.epochs(run.id)
+    level, text = status_message(run.status, run.message, epochs_done=len(epochs))
     getattr(st, level)(text)
     with st.container(horizontal=True):  # metrics of a fixed width wrap instead of cutting their labels
         st.metric("Best val accuracy", f"{run.best_val_acc:{charts.PERCENT}}" if run.best_val_acc is not None else "n/a",
@@ -146,7 +151,6 @@ def show_results(run, store: RunStore) -> None:
     test = (f"**Test accuracy** (evaluated once, on the best-validation weights): {run.test_acc:{charts.PERCENT}}"
             if run.test_acc is not None else "**Test accuracy**: none (no test set, or the run did not finish)")
     st.markdown(test + "".join(f" · {k} {v['images']:,} images" for k, v in (run.splits or {}).items() if v))
-    epochs = store.epochs(run.id)
     with st.expander("Curves and epochs", expanded=True):
         draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs,
                     num_classes=len(run.classes or []))
