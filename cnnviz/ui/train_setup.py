@@ -59,6 +59,7 @@ BATCHES = (8, 16, 32, 64, 128, 256)
 LR_FIND_STEPS = 100  # batches in the page's sweep: seconds on shapes, and the page waits for it
 LR_FOUND = "train_lr_found"  # dict: the last sweep (lrs, losses, suggested_lr) the page draws
 LR_PENDING = "train_lr_pending"  # float: a suggestion to put into the lr widget before it is drawn
+PREVIEW_SHOWN = "train_preview_shown"  # (dataset, labels, path) whose summary the page last drew
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,24 @@ def dataset_section() -> DatasetChoice:
                                           help="CIFAR-100: 100 fine classes or 20 coarse superclasses.")
     st.caption(spec.description)
     path = upload_dataset() if spec.needs_path else None
+    # The summary's slot: while another dataset (or upload) decodes, the last one's counts must not stay on screen.
+    slot = st.empty()
+    shown = (name, labels, path)
+    if st.session_state.get(PREVIEW_SHOWN) != shown:
+        slot.info(f"Reading {dataset_display_name(name, path)}...")
     try:
         preview = dataset_preview(name, labels, path, min(PREVIEW_SIZE, spec.native_size or PREVIEW_SIZE))
     except DatasetUnavailable as exc:
-        st.error(f"**{spec.label} is not on this machine.** {exc}")  # the message says what to place where
+        slot.error(f"**{spec.label} is not on this machine.** {exc}")  # the message says what to place where
+        st.session_state.pop(PREVIEW_SHOWN, None)
         st.stop()
     except DatasetError as exc:
-        st.error(f"**This dataset cannot be used:** {exc}")
+        slot.error(f"**This dataset cannot be used:** {exc}")
+        st.session_state.pop(PREVIEW_SHOWN, None)
         st.stop()
-    show_preview(preview)
+    with slot.container():
+        show_preview(preview, source=dataset_display_name(name, path) if path else None)
+    st.session_state[PREVIEW_SHOWN] = shown
     return DatasetChoice(name=name, labels=labels, path=path, preview=preview)
 
 
@@ -172,11 +182,12 @@ def upload_dataset() -> str:
     return path
 
 
-def show_preview(preview: dict) -> None:
-    """Class counts and a grid of samples."""
+def show_preview(preview: dict, *, source: str | None = None) -> None:
+    """Class counts and a grid of samples; ``source`` names the uploaded file they come from."""
     counts, val = preview["counts"], sum(preview["val_counts"].values())
     split = f"{val:,} validation images" + (" (the official split)" if preview["official_val"] else "")
-    st.markdown(f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
+    st.markdown((f"`{source}`: " if source else "")
+                + f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
                 + (f" {preview['skipped']} unreadable files were skipped." if preview["skipped"] else ""))
     with st.expander("Class counts and sample images", expanded=True):
         from cnnviz.charts import class_counts
