@@ -369,3 +369,24 @@ def test_a_new_upload_replaces_the_last_summary_and_names_the_file():
     summaries = [m.value for m in at.markdown if "classes" in m.value and "training images" in m.value]
     assert len(summaries) == 1 and "birds.zip" in summaries[0] and "3 classes" in summaries[0], summaries
     assert "birds.zip" in at.text_input(key="train_name").placeholder
+
+
+def test_a_cached_feature_run_says_its_epochs_time_the_head_only():
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    store = RunStore()
+    run_id = store.create(TrainConfig(arch="resnet18", mode="freeze", init="imagenet", epochs=1))
+    store.record_start(run_id, params=1, flops=1, classes=["a", "b"])
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7, "lr": 0.001,
+           "seconds": 0.01, "images_per_sec": 316224.0}
+    store.record_epoch(run_id, row)
+    store.record_end(run_id, SimpleNamespace(
+        status="finished", message="", epochs=[row], best_val_acc=0.7, best_epoch=1, train_seconds=30.0,
+        params=None, flops=None, classes=["a", "b"], confusion=None, per_class_acc=None, checkpoint=None,
+        val_predictions=None))
+    at = open_train({"run": str(run_id)})
+    assert any("(head only, on cached features)" in c.value for c in at.caption), [c.value for c in at.caption]
+    time_metric = next(m for m in at.metric if m.label == "Training time")
+    assert "30 s of it outside the epochs" in time_metric.help
