@@ -60,8 +60,8 @@ def test_summary_text_table(capsys):
     (["train", "--arch", "softmax", "--dataset", "cifar10"], "place cifar-10-python.tar.gz"),
     (["train", "--arch", "softmax", "--epochs", "0"], "epochs must be at least 1"),
     (["train", "--arch", "resnet18", "--mode", "probe", "--probe-layer", "layer9"], "no probe point 'layer9'"),
-    (["train", "--arch", "softmax", "--init", "run:77"], "no run 77"),
-    (["train", "--arch", "softmax", "--init", "/no/such/file.pth"], "no such weights file"),
+    (["train", "--arch", "softmax", "--mode", "finetune", "--init", "run:77"], "no run 77"),
+    (["train", "--arch", "softmax", "--mode", "finetune", "--init", "/no/such/file.pth"], "no such weights file"),
     (["runs", "show", "5"], "no run 5"),
     (["predict", "--run", "5", "x.png"], "no run 5"),
 ])
