@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from cnnviz.data import DatasetError, get_dataset_spec, list_datasets
+from cnnviz.data import DatasetError, dataset_display_name, get_dataset_spec, list_datasets
 from cnnviz.predict import load_pretrained
 from cnnviz.runs import load_model
 
@@ -58,10 +58,12 @@ def _label_sets(dataset: str) -> tuple[str, ...]:
 
 
 def _dataset_label(config: Any) -> str:
-    """The dataset, with the labels it was trained on where it has several (``cifar100 (coarse)``)."""
+    """The dataset, with the labels it was trained on where it has several (``cifar100 (coarse)``); an
+    uploaded one by its file's name (``pets.zip``)."""
+    name = dataset_display_name(config.dataset, getattr(config, "data_path", None))
     if len(_label_sets(config.dataset)) > 1:
-        return f"{config.dataset} ({config.labels})"
-    return config.dataset
+        return f"{name} ({config.labels})"
+    return name
 
 
 def _mode_label(config: Any) -> str:
@@ -283,7 +285,7 @@ def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]
             continue
         acc = f", val {run.best_val_acc:.0%}" if run.best_val_acc is not None else ""
         status = "" if run.status == "finished" else f", {run.status}"
-        label = f"{run_label(run)} ({run.config.dataset}{acc}{status})"
+        label = f"{run_label(run)} ({_dataset_label(run.config)}{acc}{status})"
         choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime, dataset=run.config.dataset,
                                    knows=knows_text(run.classes or []), finished=run.status == "finished"))
     for arch, version in pretrained:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from cnnviz.data import dataset_display_name
 from cnnviz.models import get_spec
 from cnnviz.recipes import default_start
 from cnnviz.ui import run_view, state, train_setup
@@ -46,6 +47,6 @@ with st.expander("Set up a run", expanded=not watching):
 
     name_col, button_col = st.columns([3, 1])
     name_col.text_input("Run name (optional)", key="train_name", placeholder=f"e.g. {get_spec(picked.arch).label} "
-                        f"on {data.name}", persist_state=state.PERSIST)
+                        f"on {dataset_display_name(data.name, data.path)}", persist_state=state.PERSIST)
     if button_col.button("Start training", key="train_launch", type="primary", width="stretch"):
         launch(picked.options, data)

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +60,8 @@ def test_summary_text_table(capsys):
     (["train", "--arch", "softmax", "--dataset", "cifar10"], "place cifar-10-python.tar.gz"),
     (["train", "--arch", "softmax", "--epochs", "0"], "epochs must be at least 1"),
     (["train", "--arch", "resnet18", "--mode", "probe", "--probe-layer", "layer9"], "no probe point 'layer9'"),
-    (["train", "--arch", "softmax", "--init", "run:77"], "no run 77"),
-    (["train", "--arch", "softmax", "--init", "/no/such/file.pth"], "no such weights file"),
+    (["train", "--arch", "softmax", "--mode", "finetune", "--init", "run:77"], "no run 77"),
+    (["train", "--arch", "softmax", "--mode", "finetune", "--init", "/no/such/file.pth"], "no such weights file"),
     (["runs", "show", "5"], "no run 5"),
     (["predict", "--run", "5", "x.png"], "no run 5"),
 ])
@@ -183,6 +185,44 @@ def test_progress_bar_draws_on_a_terminal():
     assert "val loss 0.6000 acc 0.7000" in text and text.endswith("finished: done\n")
 
 
+def test_progress_bar_shows_the_frozen_features_step_and_labels_head_only_epochs():
+    """Freeze epochs on cached features time the head alone: the bar says so, and names the features step."""
+    import time as clock
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    state = SimpleNamespace(config=TrainConfig(arch="resnet18", mode="freeze", init="imagenet"), device="cpu",
+                            params=1000, classes=["a", "b"], epoch=1, epochs=1, batch=1, batches=1, loss=0.5,
+                            phase="features", started_at=clock.time() - 2.0, history=[], status="finished", message="")
+    bar.before_fit(state)
+    state.history.append({"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7,
+                          "seconds": 0.0})
+    bar.after_epoch(state)
+    lines = stream.getvalue().splitlines()
+    assert lines[1].startswith("frozen features computed once (2.") and "before epoch 1" in lines[1], lines
+    assert lines[2].startswith("epoch   1") and lines[2].rstrip().endswith("(head only, on cached features)")
+
+    scratch = ProgressBar(io.StringIO())
+    scratch.before_fit(SimpleNamespace(config=TrainConfig(), phase="data", params=None, history=[]))
+    assert "features" not in scratch.stream.getvalue() and not scratch.cached
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script(1) for a terminal")
+def test_each_epoch_line_shows_once_on_a_terminal():
+    """On a terminal stdout and the progress bar share the screen: each epoch and the end appear once."""
+    command = (f"{shlex.quote(sys.executable)} -m cnnviz train --arch softmax --epochs 2 --subset 4 "
+               "--val-subset 2")
+    done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "CNNVIZ_OFFLINE": "1"}, timeout=600)
+    assert done.returncode == 0, done.stdout
+    screen = done.stdout.replace("\r", "\n")
+    assert screen.count("epoch   1  train loss") == 1 and screen.count("epoch   2  train loss") == 1, screen
+    assert screen.count("finished") == 1, screen
+
+
 def test_closed_pipe_exits_quietly():
     """``python -m cnnviz runs list | head -1``: the reader goes away; no traceback, the SIGPIPE exit code."""
     child = subprocess.Popen([sys.executable, "-m", "cnnviz", "runs", "list"], stdout=subprocess.PIPE,
@@ -254,6 +294,18 @@ def test_bad_init_file_is_a_one_line_usage_error_and_stores_no_run(tmp_path, kin
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and path.name in lines[0] and words in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+    assert RunStore().list() == []
+
+
+def test_init_with_scratch_is_a_one_line_usage_error_and_stores_no_run(tmp_path):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(b"never read")
+    done = cli("train", "--mode", "scratch", "--init", str(path), "--epochs", "1", "--subset", "4",
+               "--val-subset", "2")
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "init is only used by finetune/freeze/probe" in lines[0], done.stderr
+    assert "drop --init or choose --mode finetune" in lines[0] and "Traceback" not in done.stderr
     assert RunStore().list() == []
 
 

@@ -223,3 +223,24 @@ def test_predict_defaults_to_models_that_know_the_pictures(tmp_path):
     assert compare.default_models(choices, datasets=["shapes"]) == ["run:2"]  # a shapes star is not asked of ants
     assert compare.default_models(choices) == ["run:3"]  # no known domain: the newest finished run
     assert compare.default_models([]) == []
+
+
+def test_uploaded_datasets_are_named_by_their_file(runs, tmp_path):
+    """Two uploads are not both "folder": the table, the default selection and the model pickers use the file's name."""
+    from cnnviz.data import dataset_display_name
+
+    pets, birds = "uploads/6e52aaac321f60a0/pets.zip", "uploads/17e8f791c7cc23e3/birds.zip"
+    assert dataset_display_name("folder", pets) == "pets.zip"
+    assert dataset_display_name("folder", "/home/me/holiday pictures/") == "holiday pictures"
+    assert dataset_display_name("shapes") == "shapes" and dataset_display_name("nosuch", pets) == "nosuch"
+    table = compare.runs_table(runs=[*runs, _run(5, dataset="folder", data_path=pets),
+                                     _run(6, dataset="folder", data_path=birds)]).set_index("id")
+    assert (table.loc[5, "dataset"], table.loc[6, "dataset"]) == ("pets.zip", "birds.zip")
+    assert compare.default_selection(table.reset_index()) == [6]  # the newest upload alone, not every "folder"
+
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights")
+    run = _run(7, dataset="folder", data_path=pets)
+    run.checkpoint = str(checkpoint)
+    (choice,) = compare.model_choices([run])
+    assert "pets.zip" in choice.label and choice.dataset == "folder"

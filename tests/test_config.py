@@ -45,6 +45,30 @@ def test_registry_checks(changes, words):
         validate_config(config)
 
 
+@pytest.mark.parametrize("init", ["imagenet", "run:3", "weights.pth"])
+def test_scratch_refuses_starting_weights(init):
+    """A scratch run never reads its init: naming one is refused, not recorded on the run card as if used."""
+    problems = config_problems(TrainConfig(mode="scratch", init=init))
+    assert len(problems) == 1 and "init is only used by finetune/freeze/probe" in problems[0]
+    assert "drop --init or choose --mode finetune" in problems[0] and init in problems[0]
+    assert config_problems(TrainConfig(mode="scratch", init="none")) == []
+    assert config_problems(TrainConfig(mode="finetune", init=init)) == []
+
+
+def test_the_train_page_never_builds_scratch_with_weights():
+    """The page keeps the Start-from choice while the mode is scratch; the config it builds drops it."""
+    values = {**logic.widget_values(TrainConfig()), "train_model": "alexnet_cifar", "train_mode": "scratch",
+              "train_init": "imagenet"}
+    config = logic.build_train_config(values, options={})
+    assert config.init == "none" and config_problems(config) == []
+
+
+def test_named_recipes_pass_the_registry_checks():
+    for recipe in recipes.NAMED_RECIPES:
+        config = recipe.config()
+        assert not (config.mode == "scratch" and config.init != "none"), recipe.name
+
+
 def test_registry_checks_pass_on_good_configs():
     validate_config(TrainConfig())
     validate_config(TrainConfig(arch="resnet18", mode="probe", probe_layer="input", dataset="hymenoptera",

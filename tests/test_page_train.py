@@ -305,3 +305,88 @@ def test_find_a_learning_rate_fills_the_lr():
     assert any(c.value.startswith("Suggested learning rate") for c in at.caption)
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the loss-against-lr chart"
     assert RunStore().list() == [], "the sweep stores no run"
+
+
+def test_a_run_stopped_before_its_first_epoch_kept_nothing_and_names_its_upload():
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    store = RunStore()
+    config = TrainConfig(arch="resnet18", dataset="folder", data_path="/uploads/6e52aaac321f60a0/pets.zip",
+                         mode="finetune", epochs=3)
+    run_id = store.create(config)
+    store.record_start(run_id, params=1, flops=1, classes=["cats", "dogs"])
+    store.record_end(run_id, SimpleNamespace(
+        status="stopped", message="stopped by request after 0 finished epoch(s)", epochs=[], best_val_acc=None,
+        best_epoch=None, train_seconds=1.0, params=None, flops=None, classes=["cats", "dogs"], confusion=None,
+        per_class_acc=None, checkpoint=None, val_predictions=None))
+    at = open_train({"run": str(run_id)})
+    warnings = [w.value for w in at.warning]
+    assert any("nothing was kept" in w for w in warnings) and not any("best epoch" in w for w in warnings), warnings
+    assert any("on pets.zip" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_switching_mode_keeps_typed_values_and_offers_the_recipes():
+    at = open_train()
+    assert at.selectbox(key="train_optimizer").value == "adam"  # scratch on shapes: Adam, one-cycle
+    at.number_input(key="train_epochs").set_value(2)
+    at.select_slider(key="train_lr").set_value(0.05)
+    run(at)
+    at.segmented_control(key="train_mode").set_value("finetune")
+    run(at)
+    assert at.number_input(key="train_epochs").value == 2 and at.select_slider(key="train_lr").value == 0.05
+    assert at.selectbox(key="train_optimizer").value == "sgd", "an untouched field follows the new recipe"
+    notes = [c.value for c in at.caption if c.value.startswith("Kept your")]
+    assert notes and "epochs 2" in notes[0] and "lr 0.05" in notes[0] and "finetune on shapes" in notes[0], notes
+    at.button(key="train_use_recipe").click()
+    run(at)
+    assert at.select_slider(key="train_lr").value == 0.001
+    assert not [c for c in at.caption if c.value.startswith("Kept your")]
+    at.segmented_control(key="train_mode").set_value("scratch")  # now untouched again: the recipe fills it
+    run(at)
+    assert at.select_slider(key="train_lr").value == 0.01 and at.selectbox(key="train_optimizer").value == "adam"
+
+
+def _zip(classes: tuple[str, ...]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for cls in classes:
+            for i in range(5):
+                zf.writestr(f"pics/{cls}/{i}.png", png())
+    return buf.getvalue()
+
+
+def test_a_new_upload_replaces_the_last_summary_and_names_the_file():
+    at = open_train()
+    at.selectbox(key="train_dataset").set_value("folder")
+    run(at)
+    at.file_uploader(key="train_upload").set_value(("pets.zip", _zip(("cats", "dogs")), "application/zip"))
+    run(at)
+    assert any("pets.zip" in m.value and "2 classes" in m.value for m in at.markdown)
+    at.file_uploader(key="train_upload").set_value(("birds.zip", _zip(("crows", "owls", "tits")), "application/zip"))
+    run(at)
+    summaries = [m.value for m in at.markdown if "classes" in m.value and "training images" in m.value]
+    assert len(summaries) == 1 and "birds.zip" in summaries[0] and "3 classes" in summaries[0], summaries
+    assert "birds.zip" in at.text_input(key="train_name").placeholder
+
+
+def test_a_cached_feature_run_says_its_epochs_time_the_head_only():
+    from types import SimpleNamespace
+
+    from cnnviz.training.config import TrainConfig
+
+    store = RunStore()
+    run_id = store.create(TrainConfig(arch="resnet18", mode="freeze", init="imagenet", epochs=1))
+    store.record_start(run_id, params=1, flops=1, classes=["a", "b"])
+    row = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.6, "val_acc": 0.7, "lr": 0.001,
+           "seconds": 0.01, "images_per_sec": 316224.0}
+    store.record_epoch(run_id, row)
+    store.record_end(run_id, SimpleNamespace(
+        status="finished", message="", epochs=[row], best_val_acc=0.7, best_epoch=1, train_seconds=30.0,
+        params=None, flops=None, classes=["a", "b"], confusion=None, per_class_acc=None, checkpoint=None,
+        val_predictions=None))
+    at = open_train({"run": str(run_id)})
+    assert any("(head only, on cached features)" in c.value for c in at.caption), [c.value for c in at.caption]
+    time_metric = next(m for m in at.metric if m.label == "Training time")
+    assert "30 s of it outside the epochs" in time_metric.help

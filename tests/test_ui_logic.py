@@ -83,6 +83,13 @@ def test_status_messages_tell_what_to_do(status, level, words):
     assert got_level == level and words in text
 
 
+@pytest.mark.parametrize("status", ["stopped", "interrupted"])
+def test_a_run_ended_before_its_first_epoch_kept_nothing(status):
+    level, text = logic.status_message(status, "stopped by request after 0 finished epoch(s)", epochs_done=0)
+    assert level == "warning" and "nothing was kept" in text and "best epoch" not in text
+    assert "best epoch so far is kept" in logic.status_message("stopped", epochs_done=1)[1]
+
+
 @pytest.mark.parametrize("value,expected", [("3", 3), (4, 4), (" 7 ", 7), ("x", None), ("0", None), ("-2", None),
                                             (None, None), (True, None)])
 def test_parse_run_id(value, expected):
@@ -267,3 +274,19 @@ def test_save_upload_keeps_the_users_file_name(tmp_path):
     assert len(path.parent.name) == 16, "the content hash names the folder"
     odd = logic.save_upload(b"\x80\x02w", folder=tmp_path, filename="../../evil/..pth", kind="weights")
     assert odd.parent.parent == tmp_path and odd.suffix == ".pth"
+
+
+def test_a_new_recipe_keeps_what_was_typed_by_hand():
+    applied = {"train_epochs": 5, "train_lr": 0.01, "train_subset": 0}
+    current = {"train_epochs": 5, "train_lr": 0.05, "train_subset": 0}  # the lr was typed
+    recipe = {"train_epochs": 3, "train_lr": 0.001, "train_subset": 100, "train_seed": 0}
+    updates, held = logic.merge_recipe(current, applied, recipe)
+    assert updates == {"train_epochs": 3, "train_subset": 100, "train_seed": 0} and held == {"train_lr": 0.001}
+    note = logic.kept_values_note(held, {**current, **updates}, recipe_for="freeze on shapes")
+    assert note == "Kept your lr 0.05; the recipe for freeze on shapes suggests 0.001."
+    assert logic.kept_values_note(held, {"train_lr": 0.001}, recipe_for="freeze") is None  # taken since
+    # A typed value equal to the new recipe's needs no note; two kept values share one line.
+    assert logic.merge_recipe({"train_lr": 0.001}, {"train_lr": 0.01}, {"train_lr": 0.001}) == ({}, {})
+    note = logic.kept_values_note({"train_epochs": 3, "train_subset": 100}, {"train_epochs": 1, "train_subset": 0},
+                                  recipe_for="probe on cifar10")
+    assert note == "Kept your epochs 1 and images per class all; the recipe for probe on cifar10 suggests 3 and 100."

@@ -149,6 +149,14 @@ def _check_init(config) -> None:
         raise UsageError(f"--init {init}: no such weights file (use none, imagenet, run:ID or a path)")
 
 
+CACHED_NOTE = "(head only, on cached features)"
+
+
+def cli_epoch_line(row: dict, *, cached: bool = False) -> str:
+    """``epoch_line``, saying when the epoch's time counts only the head trained on cached frozen features."""
+    return epoch_line(row) + (f" {CACHED_NOTE}" if cached else "")
+
+
 class ProgressBar:
     """Training progress on stderr: a redrawn bar on a terminal, one line per epoch otherwise.
 
@@ -161,12 +169,24 @@ class ProgressBar:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_draw = 0.0
         self._epoch_start = time.monotonic()
+        self.cached = False  # whether epochs train the head on cached frozen features (known at before_fit)
 
     def before_fit(self, state) -> None:
+        from cnnviz.recipes import features_cached
+
         params = getattr(state, "params", None)
         self._write(f"{state.config.describe()} on {getattr(state, 'device', '?')}: "
                     f"{len(getattr(state, 'classes', []) or [])} classes, "
                     f"{params:,} parameters\n" if params else f"{state.config.describe()}\n")
+        self.cached = features_cached(mode=state.config.mode, augment=state.config.augment)
+        if getattr(state, "phase", None) == "features":  # the trainer computed them in its setup, before this event
+            started = getattr(state, "started_at", None)
+            took = f" ({time.time() - started:.1f} s of setup before epoch 1)" if started else ""
+            self._write(f"frozen features computed once{took}; "
+                        + ("the epochs train only the head, on them\n" if self.cached else
+                           "validation reads them; training augments, so it runs the frozen body each batch\n"))
+        elif self.cached and getattr(state, "phase", None) == "data":  # found on disk: nothing was computed
+            self._write("frozen features loaded from the cache; the epochs train only the head, on them\n")
         self._epoch_start = time.monotonic()
 
     def after_batch(self, state) -> None:
@@ -185,7 +205,7 @@ class ProgressBar:
 
     def after_epoch(self, state) -> None:
         row = state.history[-1] if getattr(state, "history", None) else {}
-        self._write(("\r" if self.tty else "") + epoch_line(row) + " " * 8 + "\n")
+        self._write(("\r" if self.tty else "") + cli_epoch_line(row, cached=self.cached) + " " * 8 + "\n")
         self._epoch_start = time.monotonic()
 
     def after_fit(self, state) -> None:
@@ -218,8 +238,9 @@ def _on_one_terminal(bar: ProgressBar) -> bool:
 
 def run(args) -> int:
     """Train the configured run; exit 1 when it diverged or failed."""
-    from cnnviz.runs import RunStore
     from cnnviz.jobs import run_training
+    from cnnviz.recipes import features_cached
+    from cnnviz.runs import RunStore
 
     config = config_from_args(args)
     prepare(config)
@@ -247,8 +268,9 @@ def run(args) -> int:
         print_json(report)
     else:
         if not shared:  # on one terminal the bar has already shown each epoch
+            cached = features_cached(mode=config.mode, augment=config.augment)
             for row in report["epochs"]:
-                print(epoch_line(row))
+                print(cli_epoch_line(row, cached=cached))
         best = (f"best val acc {fmt(run.best_val_acc)} at epoch {run.best_epoch}" if run.best_epoch
                 else "no epoch finished")
         print(f"run {run_id} {run.status}: {best}, {fmt(run.train_seconds, '.1f')} s"

@@ -22,6 +22,7 @@ from cnnviz.data.base import (
     DatasetSpec,
     DatasetUnavailable,
     ImageData,
+    dataset_display_name,
     get_dataset_spec,
     list_datasets,
     register,
@@ -44,7 +45,7 @@ def dataset_stats(name: str) -> tuple[tuple[float, float, float], tuple[float, f
 __all__ = [
     "AUG_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "MIN_PER_CLASS", "SHAPE_CLASSES", "NoTestSet",
     "DatasetError", "DatasetSpec", "DatasetUnavailable", "ImageData",
-    "augment_batch", "channel_stats", "dataset_stats", "generate_shapes", "get_dataset_spec",
+    "augment_batch", "channel_stats", "dataset_display_name", "dataset_stats", "generate_shapes", "get_dataset_spec",
     "list_datasets", "load_dataset", "load_splits", "load_test", "no_test_reason", "normalize", "register",
     "resize_batch", "split_warnings", "stratified_parts", "stratified_split", "subset_per_class",
 ]

@@ -9,6 +9,7 @@ parametrized over ``list_datasets()``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Callable
 
 import torch
@@ -133,3 +134,12 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         return _REGISTRY[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+
+
+def dataset_display_name(name: str, data_path: str | None = None) -> str:
+    """How run names and tables call a dataset: its registry name, or for one read from a path (``folder``)
+    the name of the user's folder or .zip (``pets.zip``), so two uploads are told apart."""
+    spec = _REGISTRY.get(name)
+    if spec is not None and spec.needs_path and data_path:
+        return PurePath(str(data_path)).name or name
+    return name

@@ -3,7 +3,8 @@
 ``cnnviz.training.config.validate`` checks the schema alone (choices, bounds); this
 module adds the architecture and dataset registries: the architecture and its options
 exist, the probe point is one of the architecture's, the input is big enough, the label
-set and the loss fit the dataset, and a frozen backbone is not a random one unless asked for.
+set and the loss fit the dataset, a frozen backbone is not a random one unless asked for,
+and a scratch run names no starting weights (it would never read them).
 The command line and the Train page call it before a run is stored; ``config_notes`` says
 what a valid config does that a student may not expect (fine-tuning random weights).
 """
@@ -23,6 +24,7 @@ def config_problems(config: TrainConfig) -> list[str]:
     problems += _model_problems(config)
     problems += _dataset_problems(config)
     problems += _backbone_problems(config)
+    problems += _init_problems(config)
     return problems
 
 
@@ -37,6 +39,14 @@ def random_backbone(config: TrainConfig) -> bool:
     """Whether ``config`` freezes (or probes) a network that was never trained."""
     uses_backbone = config.mode == "freeze" or (config.mode == "probe" and config.probe_layer != INPUT)
     return uses_backbone and config.init == "none"
+
+
+def _init_problems(config: TrainConfig) -> list[str]:
+    # A scratch run never reads its init: stored, it would claim weights the run never had.
+    if config.mode == "scratch" and config.init != "none":
+        return [f"init is only used by finetune/freeze/probe: scratch trains from random weights "
+                f"(got init {config.init}); drop --init or choose --mode finetune"]
+    return []
 
 
 def _backbone_problems(config: TrainConfig) -> list[str]:

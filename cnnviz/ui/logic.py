@@ -110,11 +110,18 @@ def run_progress(*, status: str, epochs_total: int, epoch_rows: list[dict], batc
     return Progress(fraction, text + ".", eta)
 
 
-def status_message(status: str, message: str | None = None) -> tuple[str, str]:
-    """(level, text) telling a student what a run's end status means and what to do; level is an st.* alert name."""
+def status_message(status: str, message: str | None = None, *, epochs_done: int | None = None) -> tuple[str, str]:
+    """(level, text) telling a student what a run's end status means and what to do; level is an st.* alert name.
+
+    ``epochs_done=0`` says that a stopped or interrupted run kept nothing (None: not known).
+    """
     detail = f" ({message})" if message else ""
     if status == "finished":
         return "success", "Finished." + detail
+    if status in ("stopped", "interrupted") and epochs_done == 0:
+        what = "Stopped" if status == "stopped" else "Interrupted (the app stopped while this run was training)"
+        return "warning", (f"{what} before its first epoch finished, so nothing was kept: no weights, no "
+                           "results. Launch it again to train it." + detail)
     if status == "stopped":
         return "warning", "Stopped. The best epoch so far is kept and can be used like any finished run." + detail
     if status == "diverged":
@@ -240,6 +247,49 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
         arch=get("train_model"), options=dict(options), dataset=dataset, data_path=data_path,
         labels=get("train_labels", data_spec.label_sets[0]) if len(data_spec.label_sets) > 1 else data_spec.label_sets[0],
         mode=mode, probe_layer=get("train_probe_layer") if mode == "probe" else None, init=init, **table)
+
+
+def merge_recipe(current: Mapping[str, Any], applied: Mapping[str, Any],
+                 recipe: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(widget values to write, the recipe's values held back) when a new recipe replaces the last one.
+
+    A widget still showing what the last recipe (``applied``) put there is untouched and takes the new
+    recipe's value; one the student changed by hand keeps its value, and the recipe's goes into the second
+    dict, so the page can offer it. A widget no recipe filled yet takes the recipe's value.
+    """
+    updates, held = {}, {}
+    for key, value in recipe.items():
+        typed = key in current and key in applied and current[key] != applied[key]
+        if not typed:
+            updates[key] = value
+        elif current[key] != value:
+            held[key] = value
+    return updates, held
+
+
+_NOTE_WORDS = {"lr": "lr", "batch_size": "batch size", "subset": "images per class", "image_size": "input size",
+               "val_subset": "validation images per class", "weight_decay": "weight decay"}
+
+
+def _note_value(field: str, value: Any) -> str:
+    if field in ("subset", "val_subset") and not value:
+        return "all"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def kept_values_note(held: Mapping[str, Any], current: Mapping[str, Any], *, recipe_for: str) -> str | None:
+    """``kept your lr 0.05; the recipe for freeze suggests 0.001``: hand-typed values kept over a new recipe's.
+
+    Only values that still differ from the recipe's are named; None when there are none.
+    """
+    differ = [k for k, v in held.items() if k in current and current[k] != v]
+    if not differ:
+        return None
+    fields = [k[len(PREFIX):] for k in differ]
+    words = [_NOTE_WORDS.get(f, f.replace("_", " ")) for f in fields]
+    yours = " and ".join(f"{w} {_note_value(f, current[k])}" for w, f, k in zip(words, fields, differ))
+    suggested = " and ".join(f"{_note_value(f, held[k])}" for f, k in zip(fields, differ))
+    return f"Kept your {yours}; the recipe for {recipe_for} suggests {suggested}."
 
 
 def recipe_choices() -> list[str]:

@@ -61,6 +61,7 @@ def show_run(run_id: int) -> bool:
 
 def describe(config) -> str:
     """``AlexNet (CIFAR) [se_2] - scratch on shapes - 3 epochs, lr 0.01``: only options that differ from the defaults."""
+    from cnnviz.data import dataset_display_name
     from cnnviz.models import get_spec
 
     spec = get_spec(config.arch)
@@ -68,8 +69,9 @@ def describe(config) -> str:
     changed = [k if v is True else f"{k}={v}" for k, v in config.options.items() if defaults.get(k) != v]
     probe = f" at {config.probe_layer}" if config.mode == "probe" else ""
     init = "" if config.init == "none" else f" from {config.init}"
+    data = dataset_display_name(config.dataset, config.data_path)
     return (f"{spec.label}{' [' + ', '.join(changed) + ']' if changed else ''} · {config.mode}{probe}{init} on "
-            f"{config.dataset} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
+            f"{data} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
             f"{config.image_size or spec.default_size} px")
 
 
@@ -82,21 +84,31 @@ def live_panel(run_id: int) -> None:
         st.rerun(scope="app")  # draw the results once, then stop polling
     job = jobs.status(run_id, store=store)
     epochs, batches = store.epochs(run_id), store.batches(run_id)
+    cached = uses_cached_features(run.config)
     progress = run_progress(status=run.status, epochs_total=run.config.epochs, epoch_rows=epochs, batch_rows=batches,
                             started_at=run.started_at, now=time.time(), queue_position=job.queue_position,
                             expected_batches=st.session_state.get("train_expected_batches", {}).get(run_id),
-                            stopping=job.stopping, message=run.message)
+                            stopping=job.stopping, message=run.message or (FEATURES_STEP if cached else None))
     bar, stop = st.columns([5, 1], vertical_alignment="bottom")
     bar.progress(progress.fraction, text=progress.text)
+    kept = ("the best epoch so far is kept." if epochs else
+            "no epoch has finished yet, so nothing would be kept.")
     if stop.button("Stop", width="stretch", key="train_stop", type="primary", disabled=job.stopping,
-                   help="Ends within one batch; the best epoch so far is kept."):
+                   help="Ends within one batch; " + kept):
         store.request_stop(run_id)
         st.toast(f"Stopping run {run_id}...")
-    draw_curves(epochs, batches, epochs_total=run.config.epochs, num_classes=len(run.classes or []))
+    draw_curves(epochs, batches, epochs_total=run.config.epochs, num_classes=len(run.classes or []), cached=cached)
+
+
+def uses_cached_features(config) -> bool:
+    """Whether the run's epochs train only the head, on frozen features computed once before epoch 1."""
+    from cnnviz.recipes import features_cached
+
+    return features_cached(mode=config.mode, augment=config.augment)
 
 
 def draw_curves(epochs: list[dict], batches: list[dict], *, epochs_total: int | None = None,
-                num_classes: int = 0) -> None:
+                num_classes: int = 0, cached: bool = False) -> None:
     """Loss and accuracy by epoch (with the chance level), the per-batch loss trace and the epoch table."""
     if epochs:
         frame = pd.DataFrame(epochs)
@@ -108,7 +120,11 @@ def draw_curves(epochs: list[dict], batches: list[dict], *, epochs_total: int | 
     if batches:
         st.altair_chart(charts.batch_loss(pd.DataFrame(batches)), width="stretch")
     if epochs:
-        st.dataframe(epoch_table(epochs), hide_index=True, key=None, column_config=EPOCH_COLUMNS)
+        st.dataframe(epoch_table(epochs), hide_index=True, key=None,
+                     column_config=CACHED_EPOCH_COLUMNS if cached else EPOCH_COLUMNS)
+        if cached:
+            st.caption(f"Seconds and images/s {CACHED_NOTE}: the frozen features were computed once, before "
+                       "epoch 1, and that time is not in the epochs.")
     elif not batches:
         st.caption("Curves appear after the first batches.")
 
@@ -118,6 +134,12 @@ ACCURACY_COLUMNS = ("train_acc", "val_acc", "val_top5")
 EPOCH_COLUMNS = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in ACCURACY_COLUMNS}
 EPOCH_COLUMNS.update({"seconds": st.column_config.NumberColumn("seconds", format="%.1f"),
                       "images_per_sec": st.column_config.NumberColumn("images/s", format="%.0f")})
+CACHED_NOTE = "(head only, on cached features)"
+# Epochs on cached frozen features time the head alone: their images/s is not the network's speed.
+CACHED_EPOCH_COLUMNS = {**EPOCH_COLUMNS,
+                        "seconds": st.column_config.NumberColumn("seconds (head only)", format="%.1f"),
+                        "images_per_sec": st.column_config.NumberColumn(f"images/s {CACHED_NOTE}", format="%.0f")}
+FEATURES_STEP = "decoding the images and computing the frozen features once (the epochs then train only the head)"
 
 
 def epoch_table(epochs: list[dict]) -> pd.DataFrame:
@@ -135,24 +157,35 @@ def epoch_table(epochs: list[dict]) -> pd.DataFrame:
 
 def show_results(run, store: RunStore) -> None:
     """Status, best accuracy, curves, confusion matrix with its images, per-class accuracy, downloads."""
-    level, text = status_message(run.status, run.message)
+    epochs = store.epochs(run.id)
+    cached = uses_cached_features(run.config)
+    level, text = status_message(run.status, run.message, epochs_done=len(epochs))
     getattr(st, level)(text)
     with st.container(horizontal=True):  # metrics of a fixed width wrap instead of cutting their labels
         st.metric("Best val accuracy", f"{run.best_val_acc:{charts.PERCENT}}" if run.best_val_acc is not None else "n/a",
                   width=170)
         st.metric("Best epoch", f"{run.best_epoch} of {run.config.epochs}" if run.best_epoch else "n/a", width=170)
-        st.metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a", width=170)
+        st.metric("Training time", f"{run.train_seconds:.0f} s" if run.train_seconds else "n/a", width=170,
+                  help=setup_note(run.train_seconds, epochs) if cached else None)
         st.metric("Images per class", run.config.subset or "all", width=170)
     test = (f"**Test accuracy** (evaluated once, on the best-validation weights): {run.test_acc:{charts.PERCENT}}"
             if run.test_acc is not None else "**Test accuracy**: none (no test set, or the run did not finish)")
     st.markdown(test + "".join(f" · {k} {v['images']:,} images" for k, v in (run.splits or {}).items() if v))
-    epochs = store.epochs(run.id)
     with st.expander("Curves and epochs", expanded=True):
         draw_curves(epochs, store.batches(run.id), epochs_total=run.config.epochs,
-                    num_classes=len(run.classes or []))
+                    num_classes=len(run.classes or []), cached=cached)
     if run.confusion and run.classes:
         confusion_section(run)
     downloads(run, store)
+
+
+def setup_note(train_seconds: float | None, epochs: list[dict]) -> str | None:
+    """How much of a cached-feature run's time went outside its epochs (the frozen features, the data, the test)."""
+    if not train_seconds:
+        return None
+    outside = max(train_seconds - sum(r.get("seconds") or 0.0 for r in epochs), 0.0)
+    return (f"{outside:.0f} s of it outside the epochs: decoding the images, computing the frozen features once, "
+            "and the test set. The epochs train only the head, on the cached features.")
 
 
 def confusion_section(run) -> None:

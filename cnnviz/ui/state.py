@@ -15,6 +15,9 @@ PERSIST = "session"  # widget values survive switching pages and coming back
 TRAIN_RUN = "train_run_id"  # int: the run the Train page shows
 QUERY_RUN = "run"  # ?run=<id> in the Train page's URL
 LAUNCHED = "train_launched"  # dict config-json -> run id launched from this session (double-click guard)
+RECIPE_APPLIED = "train_recipe_applied"  # dict widget key -> the value a recipe (or a prefill) last put there
+RECIPE_HELD = "train_recipe_held"  # dict widget key -> the recipe's value, not applied over a hand-typed one
+RECIPE_HELD_FOR = "train_recipe_held_for"  # str: which recipe held them back ("freeze on shapes")
 
 
 def attached_run_id() -> int | None:
@@ -55,6 +58,8 @@ def prefill_train_form(config) -> None:
     if config.image_size is None:  # the architecture's default, shown as a number
         values["train_image_size"] = spec.default_size
     st.session_state.update(values)
+    st.session_state[RECIPE_APPLIED] = dict(values)  # filled in, not typed: a later recipe may replace them
+    st.session_state.pop(RECIPE_HELD, None)
     for key, value in {**spec.defaults(), **config.options}.items():
         st.session_state[f"train_opt_{key}"] = value
     st.session_state["train_options_for"] = config.arch

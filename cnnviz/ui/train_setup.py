@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from cnnviz import paths
-from cnnviz.data import DatasetError, DatasetUnavailable, get_dataset_spec, list_datasets
+from cnnviz.data import DatasetError, DatasetUnavailable, dataset_display_name, get_dataset_spec, list_datasets
 from cnnviz.jobs.estimates import epoch_estimate
 from cnnviz.models import get_spec
 from cnnviz.runs import RunStore
@@ -35,6 +35,8 @@ from cnnviz.ui.logic import (
     UploadError,
     build_train_config,
     images_for_estimate,
+    kept_values_note,
+    merge_recipe,
     number_bounds,
     options_key,
     plural,
@@ -57,6 +59,7 @@ BATCHES = (8, 16, 32, 64, 128, 256)
 LR_FIND_STEPS = 100  # batches in the page's sweep: seconds on shapes, and the page waits for it
 LR_FOUND = "train_lr_found"  # dict: the last sweep (lrs, losses, suggested_lr) the page draws
 LR_PENDING = "train_lr_pending"  # float: a suggestion to put into the lr widget before it is drawn
+PREVIEW_SHOWN = "train_preview_shown"  # (dataset, labels, path) whose summary the page last drew
 
 
 @dataclass(frozen=True)
@@ -139,15 +142,24 @@ def dataset_section() -> DatasetChoice:
                                           help="CIFAR-100: 100 fine classes or 20 coarse superclasses.")
     st.caption(spec.description)
     path = upload_dataset() if spec.needs_path else None
+    # The summary's slot: while another dataset (or upload) decodes, the last one's counts must not stay on screen.
+    slot = st.empty()
+    shown = (name, labels, path)
+    if st.session_state.get(PREVIEW_SHOWN) != shown:
+        slot.info(f"Reading {dataset_display_name(name, path)}...")
     try:
         preview = dataset_preview(name, labels, path, min(PREVIEW_SIZE, spec.native_size or PREVIEW_SIZE))
     except DatasetUnavailable as exc:
-        st.error(f"**{spec.label} is not on this machine.** {exc}")  # the message says what to place where
+        slot.error(f"**{spec.label} is not on this machine.** {exc}")  # the message says what to place where
+        st.session_state.pop(PREVIEW_SHOWN, None)
         st.stop()
     except DatasetError as exc:
-        st.error(f"**This dataset cannot be used:** {exc}")
+        slot.error(f"**This dataset cannot be used:** {exc}")
+        st.session_state.pop(PREVIEW_SHOWN, None)
         st.stop()
-    show_preview(preview)
+    with slot.container():
+        show_preview(preview, source=dataset_display_name(name, path) if path else None)
+    st.session_state[PREVIEW_SHOWN] = shown
     return DatasetChoice(name=name, labels=labels, path=path, preview=preview)
 
 
@@ -170,11 +182,12 @@ def upload_dataset() -> str:
     return path
 
 
-def show_preview(preview: dict) -> None:
-    """Class counts and a grid of samples."""
+def show_preview(preview: dict, *, source: str | None = None) -> None:
+    """Class counts and a grid of samples; ``source`` names the uploaded file they come from."""
     counts, val = preview["counts"], sum(preview["val_counts"].values())
     split = f"{val:,} validation images" + (" (the official split)" if preview["official_val"] else "")
-    st.markdown(f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
+    st.markdown((f"`{source}`: " if source else "")
+                + f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
                 + (f" {preview['skipped']} unreadable files were skipped." if preview["skipped"] else ""))
     with st.expander("Class counts and sample images", expanded=True):
         from cnnviz.charts import class_counts
@@ -297,18 +310,41 @@ def apply_recipe(arch: str, data: DatasetChoice, mode: str) -> list[str]:
     values = widget_values(default_config(arch=arch, dataset=data.name, mode=mode))
     signature = (arch, data.name, mode)
     if st.session_state.get("train_recipe_for") != signature:
-        for field in rec.values:
-            st.session_state[f"train_{field}"] = values[f"train_{field}"]
+        # Values typed by hand survive a change of mode, dataset or model; the recipe's own are offered.
+        chosen = {f"train_{field}": values[f"train_{field}"] for field in rec.values}
+        applied = st.session_state.setdefault(state.RECIPE_APPLIED, {})
+        updates, held = merge_recipe(st.session_state, applied, chosen)
+        st.session_state.update(updates)
+        applied.update(chosen)
+        st.session_state[state.RECIPE_HELD] = held
+        st.session_state[state.RECIPE_HELD_FOR] = f"{mode} on {dataset_display_name(data.name, data.path)}"
         st.session_state["train_recipe_for"] = signature
     for key, value in values.items():
         st.session_state.setdefault(key, value)
     return rec.why
 
 
+def held_values_note() -> None:
+    """One line naming the hand-typed values kept over the recipe's, with a button that takes the recipe's."""
+    held = st.session_state.get(state.RECIPE_HELD) or {}
+    note = kept_values_note(held, st.session_state, recipe_for=st.session_state.get(state.RECIPE_HELD_FOR, ""))
+    if not note:
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(note)
+        st.button("Use it" if len(held) == 1 else "Use them", key="train_use_recipe", on_click=_use_held_values,
+                  help="Put the recipe's values in place of the ones you typed.")
+
+
+def _use_held_values() -> None:
+    st.session_state.update(st.session_state.pop(state.RECIPE_HELD, None) or {})
+
+
 def hyperparameter_section(why: list[str], num_classes: int) -> None:
     """Epochs, batch size, learning rate, optimiser, input size, subset, augmentation and the rest."""
     if LR_PENDING in st.session_state:  # the lr finder's suggestion, set before the widget exists
         st.session_state["train_lr"] = st.session_state.pop(LR_PENDING)
+    held_values_note()
     c = st.columns(4)
     c[0].number_input("Epochs", **number_bounds("epochs"), step=1, key="train_epochs", persist_state=PERSIST)
     c[1].select_slider("Batch size", _with_current(BATCHES, "train_batch_size"), key="train_batch_size",
