@@ -232,12 +232,17 @@ NAMED_RECIPES: tuple[NamedRecipe, ...] = (
     # For now ResNet-20: the fast CIFAR network of the fast-training literature replaces it once it is
     # registered in the model zoo, with the recipe that reaches 90% in ten minutes.
     NamedRecipe(
-        "cifar10-10min", "CIFAR-10 in about ten minutes (ResNet-20 for now)",
-        "All 50,000 training images, 4 epochs of SGD under one-cycle (peak lr 0.1), label smoothing 0.1, crops and "
-        "flips: about ten minutes on two CPU cores. ResNet-20 stands in until a faster network is registered.",
-        dict(arch="cifar_resnet", dataset="cifar10", mode="scratch", epochs=4, batch_size=128, optimizer="sgd",
-             lr=0.1, momentum=0.9, weight_decay=5e-4, scheduler="onecycle", label_smoothing=0.1, augment="cifar",
-             subset=None, val_subset=200)),
+        "cifar10-10min", "CIFAR-10 in about ten minutes: airbench (Jordan 2024)",
+        "airbench (Keller Jordan, arXiv:2404.00498) at airbench93's shape and width 48: a whitened, frozen first "
+        "layer, SGD with momentum 0.85 under one-cycle at airbench's lr (1.5 per 1,024 images), label "
+        "smoothing 0.2, crops and flips, an average of the weights (EMA 0.98) and flip test-time augmentation. "
+        "6 epochs fit ten minutes at the 640 images/s two quiet cores give; measured 84% test accuracy (90% needs "
+        "about 10 epochs: a faster CPU or a GPU). Switch a trick off (whiten, tta_flip, ema_decay, label_smoothing) "
+        "to see what it was worth.",
+        dict(arch="airbench", options={"width": 48, "width_factor": 2, "whiten": True}, dataset="cifar10",
+             mode="scratch", epochs=6, batch_size=128, optimizer="sgd", lr=0.1875, momentum=0.85,
+             weight_decay=1.3e-3, scheduler="onecycle", label_smoothing=0.2, augment="cifar", tta_flip=True,
+             ema_decay=0.98, precision="fp32", subset=None, val_subset=100)),
 )
 NAMED_BY_NAME = {r.name: r for r in NAMED_RECIPES}
 
