@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from .config import TrainConfig
-from .trainer import Trainer, _loss
+from .parts import _loss
+from .trainer import Trainer
 
 SMOOTHING = 0.98  # weight of the past in the loss's running mean (fastai's), bias-corrected
 SKIP_START = 0.1  # fraction of the sweep ignored when picking: the running mean is still settling there
