@@ -146,12 +146,14 @@ def open_app(url: str) -> None:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The direct children of ``pid`` (the app's workers), from /proc."""
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    try:
-        return [int(p) for p in path.read_text().split()]
-    except OSError:
-        return []
+    """The direct children of ``pid`` (the app's workers), from /proc: every thread's, as threads start them."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            pass
+    return sorted(children)
 
 
 def stop_app(proc, timeout: float = 20.0) -> None:
