@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,10 +108,8 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
 
 
 def start_app(home: Path, *, workers: int, threads: int = 1, port: int | None = None,
-              wait: float = 120.0) -> tuple["subprocess.Popen", str]:
+              wait: float = 120.0) -> tuple[subprocess.Popen, str]:
     """``streamlit run app.py`` on 127.0.0.1 with ``CNNVIZ_HOME=home`` and ``workers`` workers; (process, url)."""
-    import subprocess
-
     port = port or free_port()
     env = dict(os.environ, CNNVIZ_HOME=str(home), CNNVIZ_DATA=str(home / "data"), CNNVIZ_WORKERS=str(workers),
                CNNVIZ_THREADS=str(threads), PYTHONPATH=str(ROOT))
@@ -158,8 +157,6 @@ def child_pids(pid: int) -> list[int]:
 
 def stop_app(proc, timeout: float = 20.0) -> None:
     """SIGTERM the app (its pool stops the workers at exit), SIGKILL after ``timeout``."""
-    import subprocess
-
     if proc.poll() is None:
         proc.terminate()
         try:
