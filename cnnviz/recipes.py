@@ -192,6 +192,11 @@ _COURSE = dict(dataset="cifar10", epochs=10, batch_size=256, optimizer="sgd", lr
 _COURSE_WHY = ("The course report's CIFAR-10 settings (lr 0.05, 10 epochs, batch 256, 224 px); it measured "
                "test accuracy {figure}. Hours on a CPU: a GPU run, or the cifar10-10min recipe for a class.")
 
+# The PyTorch transfer-learning tutorial's settings, shared by its fine-tune and freeze runs so they compare fairly.
+_TUTORIAL_VALUES = dict(arch="resnet18", dataset="hymenoptera", init="imagenet", epochs=10, batch_size=4,
+                        optimizer="sgd", lr=0.001, momentum=0.9, weight_decay=0.0, scheduler="step", step_size=7,
+                        image_size=224, augment="standard")
+
 NAMED_RECIPES: tuple[NamedRecipe, ...] = (
     NamedRecipe(
         "shapes-1min", "Shapes in a minute: ResNet-20 from scratch (the default run)",
@@ -204,15 +209,11 @@ NAMED_RECIPES: tuple[NamedRecipe, ...] = (
     NamedRecipe(
         "hymenoptera-finetune", "Ants vs bees: fine-tune ResNet-18 (PyTorch tutorial)",
         _TUTORIAL + ". Fine-tuning: a new head, every layer trains.",
-        dict(arch="resnet18", dataset="hymenoptera", mode="finetune", init="imagenet", epochs=10, batch_size=4,
-             optimizer="sgd", lr=0.001, momentum=0.9, weight_decay=0.0, scheduler="step", step_size=7,
-             image_size=224, augment="standard")),
+        dict(mode="finetune", **_TUTORIAL_VALUES)),
     NamedRecipe(
         "hymenoptera-freeze", "Ants vs bees: ResNet-18 as a fixed feature extractor (PyTorch tutorial)",
         _TUTORIAL + ". Frozen backbone: only the new head trains, so an epoch costs about a third.",
-        dict(arch="resnet18", dataset="hymenoptera", mode="freeze", init="imagenet", epochs=10, batch_size=4,
-             optimizer="sgd", lr=0.001, momentum=0.9, weight_decay=0.0, scheduler="step", step_size=7,
-             image_size=224, augment="standard")),
+        dict(mode="freeze", **_TUTORIAL_VALUES)),
     NamedRecipe(
         "cifar10-course-alexnet-scratch", "CIFAR-10 (course): AlexNet from scratch",
         _COURSE_WHY.format(figure="0.399") + " AlexNet from random weights: the baseline for fine-tuning.",

@@ -27,23 +27,20 @@ def add_parser(sub) -> None:
     q.add_argument("--json", action="store_true", help="the JSON run card instead of CSV")
     q.add_argument("--output", "-o", type=Path, help="write to this file instead of stdout")
     q.set_defaults(func=export)
-    q = runs.add_parser("rename", help="give a run a name")
-    q.add_argument("run_id", type=int, metavar="ID")
+    q = _one_run(runs, "rename", "give a run a name", rename)
     q.add_argument("name")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=rename)
-    q = runs.add_parser("delete", help="delete a run and its checkpoint")
+    _one_run(runs, "delete", "delete a run and its checkpoint", delete)
+    _one_run(runs, "stop", "stop a run: a queued one at once, a running one within one batch", stop)
+    _one_run(runs, "resume", "queue a stopped or interrupted run to continue from its last saved epoch", resume)
+
+
+def _one_run(runs, name: str, help: str, func):
+    """A ``runs`` subcommand that acts on one run: ``ID`` and ``--json``."""
+    q = runs.add_parser(name, help=help)
     q.add_argument("run_id", type=int, metavar="ID")
     q.add_argument("--json", action="store_true")
-    q.set_defaults(func=delete)
-    q = runs.add_parser("stop", help="stop a run: a queued one at once, a running one within one batch")
-    q.add_argument("run_id", type=int, metavar="ID")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=stop)
-    q = runs.add_parser("resume", help="queue a stopped or interrupted run to continue from its last saved epoch")
-    q.add_argument("run_id", type=int, metavar="ID")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(func=resume)
+    q.set_defaults(func=func)
+    return q
 
 
 def _store():
