@@ -290,3 +290,11 @@ def test_a_new_recipe_keeps_what_was_typed_by_hand():
     note = logic.kept_values_note({"train_epochs": 3, "train_subset": 100}, {"train_epochs": 1, "train_subset": 0},
                                   recipe_for="probe on cifar10")
     assert note == "Kept your epochs 1 and images per class all; the recipe for probe on cifar10 suggests 3 and 100."
+
+
+def test_starting_weights_are_named_for_people():
+    from cnnviz.ui.logic import init_display_name
+
+    assert init_display_name("imagenet") == "ImageNet weights"
+    assert init_display_name("run:12") == "run 12"
+    assert init_display_name("/srv/.cnnviz/uploads/weights/6e52aaac321f60a0/my-resnet.pth") == "my-resnet.pth"

@@ -8,7 +8,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Mapping
 
 from cnnviz.recipes import NAMED_RECIPES, format_seconds
@@ -327,3 +327,13 @@ def cell_indices(labels: list[int], predictions: list[int], *, true: int, predic
 def misclassified(labels: list[int], predictions: list[int]) -> list[int]:
     """Indices of validation images the model got wrong."""
     return [i for i, (t, p) in enumerate(zip(labels, predictions)) if t != p]
+
+
+def init_display_name(init: str) -> str:
+    """How a page names a run's starting weights: ``ImageNet weights``, ``run 3``, or the file's own name
+    (an uploaded file is stored under a content-hash folder that means nothing to a student)."""
+    if init == "imagenet":
+        return "ImageNet weights"
+    if init.startswith("run:"):
+        return f"run {init[4:]}"
+    return PurePath(init).name or init

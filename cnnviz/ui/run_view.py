@@ -18,7 +18,7 @@ from cnnviz import charts
 from cnnviz.runs import RunNotFound, RunStore
 from cnnviz import jobs
 from cnnviz.ui import state
-from cnnviz.ui.logic import (TERMINAL, cell_indices, confusion_cells, misclassified, run_progress,
+from cnnviz.ui.logic import (TERMINAL, cell_indices, confusion_cells, init_display_name, misclassified, run_progress,
                              status_message)
 
 POLL_SECONDS = 1.0
@@ -68,7 +68,7 @@ def describe(config) -> str:
     defaults = spec.defaults()
     changed = [k if v is True else f"{k}={v}" for k, v in config.options.items() if defaults.get(k) != v]
     probe = f" at {config.probe_layer}" if config.mode == "probe" else ""
-    init = "" if config.init == "none" else f" from {config.init}"
+    init = "" if config.init == "none" else f" from {init_display_name(config.init)}"
     data = dataset_display_name(config.dataset, config.data_path)
     return (f"{spec.label}{' [' + ', '.join(changed) + ']' if changed else ''} · {config.mode}{probe}{init} on "
             f"{data} · {config.epochs} epochs, batch {config.batch_size}, lr {config.lr:g}, "
