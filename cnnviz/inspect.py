@@ -19,7 +19,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+import torchinfo
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from cnnviz.models import Stage, freeze_backbone, get_spec, meta_model, resolve_options
 
 FLOPS_UNIT = "FLOPs (2 per multiply-add; conv and linear layers)"
 MAX_PROBE_SIZE = 1024  # the input-size search gives up above this
@@ -87,7 +92,6 @@ def format_bytes(n: float) -> str:
 
 def _key(name: str, options: dict[str, Any] | None) -> tuple:
     """A hashable cache key of the resolved options (validates them too)."""
-    from cnnviz.models import resolve_options
 
     return tuple(sorted(resolve_options(name, options).items()))
 
@@ -99,7 +103,6 @@ def summarize(name: str, *, options: dict[str, Any] | None = None, num_classes: 
     ``frozen=True`` shows the "freeze" phase (only the head trains); ``depth`` limits how
     deep nested modules are listed. Raises ValueError for an unknown option or too small input.
     """
-    from cnnviz.models import get_spec
 
     size = image_size or get_spec(name).default_size
     return _sized(name, size, options, _summarize, name, _key(name, options), num_classes, size, frozen, depth)
@@ -111,7 +114,6 @@ def _sized(name: str, size: int, options: dict[str, Any] | None, work, *args):
     The input-size search only runs when the forward pass fails, so the usual case costs
     no extra forward pass.
     """
-    from cnnviz.models import get_spec
 
     if size < get_spec(name).min_size:
         check_input_size(name, size, options)
@@ -124,11 +126,7 @@ def _sized(name: str, size: int, options: dict[str, Any] | None, work, *args):
 
 @functools.lru_cache(maxsize=256)
 def _summarize(name: str, key: tuple, num_classes: int, size: int, frozen: bool, depth: int) -> Summary:
-    import torch
-    import torchinfo
-    from torch.utils.flop_counter import FlopCounterMode
 
-    from cnnviz.models import freeze_backbone, meta_model
 
     model = meta_model(name, num_classes=num_classes, options=dict(key)).eval()
     if frozen:
@@ -162,8 +160,6 @@ def _flat_shape(size: Any) -> list[int]:
 
 
 def _count_flops(model: nn.Module, x) -> int:
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
@@ -173,7 +169,6 @@ def _count_flops(model: nn.Module, x) -> int:
 def model_cost(name: str, *, options: dict[str, Any] | None = None, num_classes: int = 1000,
                image_size: int | None = None) -> tuple[int, int]:
     """(parameters, FLOPs) of ``name`` at ``image_size``: the fast path for cost figures."""
-    from cnnviz.models import get_spec
 
     size = image_size or get_spec(name).default_size
     return _sized(name, size, options, _cost, name, _key(name, options), num_classes, size)
@@ -181,9 +176,7 @@ def model_cost(name: str, *, options: dict[str, Any] | None = None, num_classes:
 
 @functools.lru_cache(maxsize=512)
 def _cost(name: str, key: tuple, num_classes: int, size: int) -> tuple[int, int]:
-    import torch
 
-    from cnnviz.models import meta_model
 
     model = meta_model(name, num_classes=num_classes, options=dict(key)).eval()
     params = sum(p.numel() for p in model.parameters())
@@ -198,7 +191,6 @@ def min_input_size(name: str, options: dict[str, Any] | None = None) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _geometric_min(name: str, key: tuple) -> int:
-    from cnnviz.models import get_spec, meta_model
 
     model = meta_model(name, num_classes=10, options=dict(key)).eval()
     floor = get_spec(name).min_size
@@ -214,7 +206,6 @@ def _geometric_min(name: str, key: tuple) -> int:
 
 
 def _fits(model: nn.Module, size: int) -> bool:
-    import torch
 
     try:
         with torch.no_grad():
@@ -236,7 +227,6 @@ def check_input_size(name: str, image_size: int, options: dict[str, Any] | None 
 def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
     """A graphviz DOT string of the network's blocks: dashed arrows are shortcuts into a
     (+) node (one per residual block), orange hexagons are squeeze-and-excitation blocks."""
-    from cnnviz.models import Stage, get_spec, resolve_options
 
     spec = get_spec(name)
     resolved = resolve_options(name, options)
