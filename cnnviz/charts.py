@@ -154,7 +154,8 @@ def confusion(frame: pd.DataFrame, *, selectable: bool = False, size: int | None
     angle = 0 if n <= 4 and max((len(str(c)) for c in order), default=0) <= 8 else -45
     base = alt.Chart(frame).encode(
         x=alt.X("predicted:N", sort=order, title="predicted",
-                axis=alt.Axis(labelAngle=angle, labelLimit=110, labels=n <= 40)),
+                # Every class named under its column while cells are wide enough (Vega hid every other one).
+                axis=alt.Axis(labelAngle=angle, labelLimit=110, labels=n <= 40, labelOverlap=n > 20)),
         y=alt.Y("true:N", sort=order, title="true", axis=alt.Axis(labelLimit=110, labels=n <= 40)),
     )
     tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=PERCENT)]
