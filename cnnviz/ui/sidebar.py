@@ -46,6 +46,8 @@ LAYOUT_CSS = """<style>
   min-width: min(12rem, 100%); }
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stVegaLiteChart"]) {
   min-width: min(20rem, 100%); }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stButtonGroup"]) {
+  min-width: min(30rem, 100%); }
 @media (max-width: 1200px) {
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; } }
 </style>"""
