@@ -43,8 +43,9 @@ def chance_rule(chance: float) -> alt.Chart:
     """A dotted horizontal line at chance level (1 / number of classes), labelled "chance"."""
     frame = pd.DataFrame({"chance": [float(chance)], "label": [f"chance {chance:{PERCENT}}"]})
     rule = alt.Chart(frame).mark_rule(strokeDash=[2, 3], color=CHANCE_COLOR).encode(y="chance:Q")
-    text = alt.Chart(frame).mark_text(align="left", baseline="bottom", dx=3, dy=-2, fontSize=10,
-                                      color=CHANCE_COLOR).encode(y="chance:Q", x=alt.value(0), text="label:N")
+    # The label sits at the right end: at the left it covered the axis labels and the first epoch's points.
+    text = alt.Chart(frame).mark_text(align="right", baseline="bottom", dx=-3, dy=-2, fontSize=10,
+                                      color=CHANCE_COLOR).encode(y="chance:Q", x=alt.value("width"), text="label:N")
     return rule + text
 
 
@@ -153,7 +154,8 @@ def confusion(frame: pd.DataFrame, *, selectable: bool = False, size: int | None
     angle = 0 if n <= 4 and max((len(str(c)) for c in order), default=0) <= 8 else -45
     base = alt.Chart(frame).encode(
         x=alt.X("predicted:N", sort=order, title="predicted",
-                axis=alt.Axis(labelAngle=angle, labelLimit=110, labels=n <= 40)),
+                # Every class named under its column while cells are wide enough (Vega hid every other one).
+                axis=alt.Axis(labelAngle=angle, labelLimit=110, labels=n <= 40, labelOverlap=n > 20)),
         y=alt.Y("true:N", sort=order, title="true", axis=alt.Axis(labelLimit=110, labels=n <= 40)),
     )
     tooltip = ["true:N", "predicted:N", "count:Q", alt.Tooltip("rate:Q", format=PERCENT)]
@@ -171,7 +173,9 @@ def confusion(frame: pd.DataFrame, *, selectable: bool = False, size: int | None
         text = base.mark_text(fontSize=11 if cell >= 28 else 9).encode(
             text="count:Q", color=alt.condition("datum.rate > 0.5", alt.value("white"), alt.value("black")))
         chart = rect + text
-    return chart.properties(width=size, height=size)
+    # "pad": the cells get the whole size, axes and legend add to it. Streamlit's default ("fit")
+    # fits everything into the size and squeezed a 10-class matrix to 12 px wide columns.
+    return chart.properties(width=size, height=size, autosize=alt.AutoSizeParams(type="pad", contains="padding"))
 
 
 def per_class_accuracy(classes: Sequence[str], accuracy: Sequence[float], *, height: int | None = None) -> alt.Chart:

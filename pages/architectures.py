@@ -27,7 +27,8 @@ else:
                               image_size=picked.image_size)
     with diagram:
         st.subheader("Blocks")
-        st.graphviz_chart(cached.block_diagram(picked.arch, options_key(picked.options)), width="stretch")
+        # Its natural size: stretched to a wide column, the diagram's text grew to 30 px.
+        st.graphviz_chart(cached.block_diagram(picked.arch, options_key(picked.options)), width="content")
     arch_view.printed_model(picked.arch, picked.options, num_classes=picked.num_classes,
                             image_size=picked.image_size)
 

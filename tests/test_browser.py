@@ -61,7 +61,11 @@ def app_url(tmp_path_factory):
         pytest.skip(reason)
     home = tmp_path_factory.mktemp("browser_home")
     port = _free_port()
-    env = dict(os.environ, CNNVIZ_HOME=str(home), CNNVIZ_DATA=str(home / "data"))
+    # One worker of one thread trains the walk's run (the test suite's default is no workers), and
+    # the Teacher page opens without a password.
+    env = dict(os.environ, CNNVIZ_HOME=str(home), CNNVIZ_DATA=str(home / "data"), CNNVIZ_WORKERS="1",
+               CNNVIZ_THREADS="1")
+    env.pop("CNNVIZ_TEACHER_PASSWORD", None)
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
@@ -124,7 +128,22 @@ def _goto(page, app_url, path: str):
     _wait_idle(page)
 
 
+def _settle(page, timeout: float = 60):
+    """Wait until the page has drawn: its title shown, the script done, no placeholders left, every chart rendered."""
+    drawn = """() => document.querySelector('[data-testid="stMain"] h1')
+        && !document.querySelector('[data-testid="stStatusWidget"]')
+        && !document.querySelector('[data-testid="stSkeleton"], [data-testid="stSpinner"]')
+        && [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+           .every(c => c.querySelector('canvas, svg'))"""
+    try:
+        page.wait_for_function(drawn, timeout=timeout * 1000)
+    except Exception:  # the screenshot still shows what was there: the assertions judge the page
+        pass
+    time.sleep(1.0)  # the last chart finishes painting
+
+
 def _shot(page, name: str):
+    _settle(page)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
@@ -137,6 +156,18 @@ def _choose(page, key: str, option_text: str):
     page.locator(f".st-key-{key} button[aria-haspopup='listbox']").click()
     page.locator("[role='option']", has_text=option_text).first.click()
     _wait_idle(page)
+
+
+def _pick_sample(page, text: str):
+    """Choose the sample picture whose name holds ``text`` in the Predict page's multiselect, and wait for it."""
+    box = page.locator(".st-key-predict_samples input")
+    box.click()
+    box.fill(text)
+    page.locator("[role='option']", has_text=text).first.click()
+    chosen = page.locator(".st-key-predict_samples [data-testid='stMultiSelectTagsContainer']", has_text=text)
+    _wait_for(lambda: chosen.count() > 0, 30, f"the sample picture {text!r} to be chosen")
+    page.keyboard.press("Escape")  # close the list before the screenshot
+    _wait_idle(page, timeout=120)
 
 
 def _metric(page, label: str) -> str:
@@ -191,10 +222,9 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
     _no_exception(page)
     _shot(page, "02_architectures")
 
-    # Train: a short shapes run, launched from the page; the live chart grows, then the results appear.
+    # Train: the default shapes run (ResNet-20, five epochs, about a minute on one thread), launched
+    # from the page; the live chart grows, then the results appear.
     _goto(page, app_url, "train")
-    _set_number(page, "train_epochs", 3)
-    _set_number(page, "train_subset", 30)
     page.locator(".st-key-train_launch button").click()
     _wait_idle(page)
     _wait_for(lambda: "run=" in page.evaluate("location.href"), 120, "the run id in the URL (what a reopened tab reattaches to)")
@@ -207,6 +237,12 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2  # curves and confusion matrix
     _no_exception(page)
     _shot(page, "04_train_done")
+    # The README's picture: the finished run at 1400 px, tall enough for the curves and the metrics.
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    page.locator('[data-testid="stMetric"]').first.scroll_into_view_if_needed()
+    _settle(page)
+    page.screenshot(path=str(ARTIFACTS / "readme_train_done.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
     # Compare: the run is in the table and its curves are drawn.
     _goto(page, app_url, "compare")
@@ -238,8 +274,14 @@ def test_walk_through_every_page(page, app_url, shoot_on_failure):
     _no_exception(page)
     _shot(page, "08_learn")
 
+    # Teacher: the finished run is no longer queued; the disk section lists its checkpoint.
+    _goto(page, app_url, "teacher")
+    page.get_by_text("Disk").first.wait_for()
+    _no_exception(page)
+    _shot(page, "09_teacher")
 
-PAGES = ("", "architectures", "train", "train?run=1", "compare", "predict", "experiments", "learn")
+
+PAGES = ("", "architectures", "train", "train?run=1", "compare", "predict", "experiments", "learn", "teacher")
 WIDTHS = (900, 1920)
 
 
@@ -251,16 +293,11 @@ def test_every_page_reads_at_900_and_1920_px(page, app_url, shoot_on_failure):
         for path in PAGES:
             _goto(page, app_url, path)
             if path == "predict":
-                samples = page.locator(".st-key-predict_samples")
-                samples.click()
-                page.locator("[role='option']", has_text="star").first.click()
-                page.keyboard.press("Escape")  # close the list before the screenshot
-                _wait_idle(page, timeout=120)
+                _pick_sample(page, "star")
                 _wait_for(lambda: page.get_by_text("what drove").count() > 0, 180, "a prediction at this width")
             if path == "train?run=1":  # the results of the walk's run
                 _wait_for(lambda: page.get_by_text("Misclassified validation images").count() > 0, 120,
                           "the Train results")
-            time.sleep(1.5)  # charts finish drawing
             _no_exception(page)
             _shot(page, f"w{width}_{(path or 'home').replace('?run=1', '_results')}")
     page.set_viewport_size({"width": 1400, "height": 1000})

@@ -197,9 +197,10 @@ def confusion_section(run) -> None:
     # The matrix keeps its square size (from its class count); per-class bars sit beside it, or below on a
     # narrow screen.
     with st.container(horizontal=True, gap="large"):
-        st.altair_chart(charts.confusion(frame, selectable=True), width="content",
-                        key=f"train_confusion_{run.id}", on_select=functools.partial(_cell_clicked, run.id, cells),
-                        selection_mode=charts.CONFUSION_SELECTION)
+        with st.container(width="content"):  # alone in the row, the chart would be squeezed to a sliver
+            st.altair_chart(charts.confusion(frame, selectable=True), width="content",
+                            key=f"train_confusion_{run.id}", on_select=functools.partial(_cell_clicked, run.id, cells),
+                            selection_mode=charts.CONFUSION_SELECTION)
         if run.per_class_acc:
             with st.container(width=320):
                 st.altair_chart(charts.per_class_accuracy(run.classes, run.per_class_acc), width="stretch")

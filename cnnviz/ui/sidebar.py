@@ -36,8 +36,26 @@ def device_hint() -> str:
     return describe_cpu()  # the same cores describe_device counts, without the torch threads it cannot know yet
 
 
+# Every page reads from 900 px (a projector beside a 300 px sidebar) to 1920 px. Streamlit squeezes
+# columns until labels read "Ne..." and charts shrink to slivers; here a column too narrow for its
+# content wraps to the next row instead, and narrow screens lose some of the page's side padding.
+LAYOUT_CSS = """<style>
+[data-testid="stHorizontalBlock"] { flex-wrap: wrap; }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"] { min-width: min(10rem, 100%); }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stMetric"]) {
+  min-width: min(12rem, 100%); }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stVegaLiteChart"]) {
+  min-width: min(20rem, 100%); }
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stButtonGroup"]) {
+  min-width: min(30rem, 100%); }
+@media (max-width: 1200px) {
+  [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; } }
+</style>"""
+
+
 def draw_sidebar() -> None:
-    """Draw the shared sidebar (below the page menu)."""
+    """Draw the shared sidebar (below the page menu) and the layout rules every page shares."""
+    st.html(LAYOUT_CSS)  # style only: Streamlit adds it without taking space on the page
     with st.sidebar:
         identity_widget()
         st.caption(f"Device: **{device_hint()}**")
