@@ -85,7 +85,13 @@ def curves(epochs: pd.DataFrame, *, metric: str = "loss", x: str = "epoch", heig
         x_enc = alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=True, padding=10))
     y_title = METRIC_TITLES.get(metric, metric)
     is_acc = metric in ("acc", "top5")
-    y_scale = alt.Scale(domain=[0, 1]) if is_acc else alt.Scale(zero=False, padding=6)
+    # A loss spans decades (a first epoch's validation loss of 20 beside 0.1 later): on a linear
+    # axis the first point flattens the rest, so loss reads on a log axis.
+    log_loss = not is_acc and len(long) and float(long["value"].min()) > 0
+    if log_loss:
+        y_title += " (log scale)"
+    y_scale = (alt.Scale(domain=[0, 1]) if is_acc else alt.Scale(type="log") if log_loss
+               else alt.Scale(zero=False, padding=6))
     y_axis = alt.Axis(format="%") if is_acc else alt.Axis()
     runs = list(dict.fromkeys(long["run"]))
     several = len(runs) > 1

@@ -142,3 +142,15 @@ def test_probe_depth_axis_spans_zero_to_one_with_chance():
     assert '"scale": {"domain": [0, 1]}' in spec
     assert '"zero": false' not in spec
     assert "chance 10" in spec
+
+
+def test_loss_curves_read_on_a_log_axis():
+    import pandas as pd
+
+    epochs = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [2.3, 1.2, 0.4], "val_loss": [22.0, 1.6, 0.3],
+                           "seconds": [9.0, 9.0, 9.0]})
+    spec = json.dumps(charts.curves(epochs, metric="loss").to_dict())
+    assert '"type": "log"' in spec and "log scale" in spec
+    accuracy = json.dumps(charts.curves(epochs.rename(columns={"train_loss": "train_acc", "val_loss": "val_acc"})
+                                        .assign(train_acc=[0.2, 0.5, 0.9], val_acc=[0.1, 0.4, 0.9]), metric="acc").to_dict())
+    assert '"type": "log"' not in accuracy
