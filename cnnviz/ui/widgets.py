@@ -75,8 +75,14 @@ def option_widgets(spec: ModelSpec, *, prefix: str) -> dict[str, Any]:
         if opt.group:
             groups.setdefault(opt.group, []).append(opt)
     values: dict[str, Any] = {}
-    for start in range(0, len(plain), 3):
-        row = plain[start:start + 3]
+    switches = [o for o in plain if o.kind == "bool"]
+    if switches:  # a row that wraps: a long label ("Local response normalisation") is never cut
+        with st.container(horizontal=True, gap="medium"):
+            for opt in switches:
+                values[opt.name] = option_widget(opt, key=option_key(prefix, opt.name))
+    others = [o for o in plain if o.kind != "bool"]
+    for start in range(0, len(others), 3):
+        row = others[start:start + 3]
         for col, opt in zip(st.columns(3), row):
             with col:
                 values[opt.name] = option_widget(opt, key=option_key(prefix, opt.name))
