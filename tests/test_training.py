@@ -369,7 +369,8 @@ def test_every_scheduler_state_loads_safely(tmp_path, scheduler):
 def _state(**fields):
     from types import SimpleNamespace
 
-    base = dict(epoch=1, batch=1, lr=0.1, classes=list("abcdefghij"), row={}, loss=2.3)
+    base = dict(epoch=1, batch=1, lr=0.02, config=SimpleNamespace(lr=0.1), classes=list("abcdefghij"), row={},
+                loss=2.3)
     return SimpleNamespace(**{**base, **fields})
 
 
@@ -389,7 +390,7 @@ def test_divergence_check_alone():
     state.epoch, state.train_loss = 2, 1.5  # 750x, but under chance level (2.30): a pretrained model's wobble
     check.before_validate(state)
     state.train_loss = 3000.0
-    with pytest.raises(Diverged, match=r"exploded from 0.002 \(epoch 1\) to 3e\+03 .* lower the learning rate \(now 0.1\)"):
+    with pytest.raises(Diverged, match=r"exploded from 0.002 \(epoch 1\) to 3e\+03 .* lower the learning rate \(lr 0.1\)"):
         check.before_validate(state)
 
 

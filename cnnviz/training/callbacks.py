@@ -143,7 +143,8 @@ class DivergenceCheck(Callback):
 
     @staticmethod
     def _advice(state) -> str:
-        return f"lower the learning rate (now {state.lr:g}) and try again"
+        # The configured rate, not the schedule's current one (a warm-up is far below it): that is what to change.
+        return f"lower the learning rate (lr {state.config.lr:g}) and try again"
 
 
 class KeepBest(Callback):
