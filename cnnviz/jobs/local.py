@@ -11,19 +11,11 @@ import threading
 from typing import Callable
 
 from cnnviz.runs.store import Run, RunStore
+from cnnviz.training.messages import error_text
 
 log = logging.getLogger(__name__)
 
 STOP_POLL_SECONDS = 0.25  # how often a stop request in the store is looked for (Stop ends within one batch)
-
-
-def _error_message(exc: BaseException) -> str:
-    # ValueError/RuntimeError subclasses carry messages written for the user (DatasetUnavailable,
-    # WeightsUnavailable, bad options); anything else is a bug, so name its type.
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, RuntimeError, OSError)) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def resume_point(store: RunStore, run_id: int):
@@ -67,7 +59,7 @@ def run_training(config, *, store: RunStore, run_id: int, stop: threading.Event 
             result.train_seconds += sum(float(r.get("seconds") or 0.0) for r in earlier)
         store.record_end(run_id, result)
     except BaseException as exc:
-        store.set_status(run_id, "failed", _error_message(exc))
+        store.set_status(run_id, "failed", error_text(exc))
         raise
     return result
 

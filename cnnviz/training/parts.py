@@ -138,12 +138,3 @@ def _flops(arch: str, options: dict[str, Any], image_size: int, num_outputs: int
     except Exception as exc:  # noqa: BLE001 - FLOPs are informative; a failure must not stop training
         print(f"cnnviz: could not count FLOPs ({exc})", file=sys.stderr)
         return 0
-
-
-def _error_text(exc: BaseException) -> str:
-    # ValueError/RuntimeError/OSError carry messages written for the user (DatasetUnavailable,
-    # WeightsUnavailable, a bad image size); anything else is a bug, so name its type.
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, RuntimeError, OSError)) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

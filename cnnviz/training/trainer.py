@@ -35,7 +35,8 @@ from .callbacks import (BestCheckpoint, Callback, CallbackError, ConfusionMatrix
 from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
 from .modes import Learner, ProbeModel, build_learner, resolve_image_size
-from .parts import (_error_text, _flops, _loss, _normalization, _optimizer, _precision, _predict, _scheduler,
+from .messages import error_text
+from .parts import (_flops, _loss, _normalization, _optimizer, _precision, _predict, _scheduler,
                     _wants_channels_last, evaluation_logits)
 
 __all__ = ["BestCheckpoint", "Callback", "CallbackError", "Diverged", "RunResult", "StopTraining", "TrainState",
@@ -207,7 +208,7 @@ class Trainer:
             state.status, state.message = "diverged", str(exc)
         except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the traceback on stderr
             traceback.print_exc(file=sys.stderr)
-            state.status, state.message = "failed", _error_text(exc)
+            state.status, state.message = "failed", error_text(exc)
         state.message = "; ".join([state.message, *self.notes])
         state.phase = "done"
         result = self._result(time.perf_counter() - began)
@@ -229,7 +230,7 @@ class Trainer:
             except _PASS_THROUGH:
                 raise
             except Exception as exc:
-                raise CallbackError(f"{type(callback).__name__}.{event} failed: {_error_text(exc)}") from exc
+                raise CallbackError(f"{type(callback).__name__}.{event} failed: {error_text(exc)}") from exc
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
