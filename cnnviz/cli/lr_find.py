@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from cnnviz.cli.common import PROG, add_option_flag, fmt, print_json
-from cnnviz.cli.train import add_config_flags, add_recipe_flag, config_from_args, prepare
+from cnnviz.cli.common import PROG, fmt, print_json
+from cnnviz.cli.train import add_run_flags, config_from_args, prepare
 
 
 def add_parser(sub) -> None:
@@ -17,9 +17,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("lr-find", help="sweep the learning rate over a few batches and suggest one",
                        description="The run is the one `train` with the same flags would start; the sweep grows "
                                    "the learning rate exponentially, one mini-batch per step (Smith 2015).")
-    add_recipe_flag(p)
-    add_config_flags(p)
-    add_option_flag(p)
+    add_run_flags(p)
     p.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
     p.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
     p.add_argument("--steps", type=int, default=100, help="mini-batches in the sweep (default 100)")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cnnviz.cli.common import add_option_flag, add_student_flag, print_json
-from cnnviz.cli.train import add_config_flags, add_recipe_flag, config_from_args
+from cnnviz.cli.common import add_student_flag, print_json
+from cnnviz.cli.train import add_run_flags, config_from_args
 
 
 def add_parser(sub) -> None:
@@ -11,9 +11,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("submit", help="queue a run for the workers and print its id",
                        description="Takes train's flags; a worker (python -m cnnviz worker, or the app's own) "
                                    "trains it when its turn comes.")
-    add_recipe_flag(p)
-    add_config_flags(p)
-    add_option_flag(p)
+    add_run_flags(p)
     add_student_flag(p)
     p.add_argument("--json", action="store_true", help='print {"run_id": N, "status": "queued"}')
     p.set_defaults(func=run)

@@ -36,12 +36,20 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; the run goes into the run store like app runs",
                        description="Flags not given take the defaults of the recipe for the architecture, "
                                    "dataset and mode (the Train page's defaults), or of --recipe.")
-    add_recipe_flag(p)
-    add_config_flags(p)
-    add_option_flag(p)
+    add_run_flags(p)
     add_student_flag(p)
     p.add_argument("--json", action="store_true", help="print one JSON document (progress stays on stderr)")
     p.set_defaults(func=run)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that say which run: ``--recipe``, one per ``TrainConfig`` field, ``--option``.
+
+    ``train``, ``submit`` and ``lr-find`` all take them, so a run is asked for the same way in each.
+    """
+    add_recipe_flag(p)
+    add_config_flags(p)
+    add_option_flag(p)
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
