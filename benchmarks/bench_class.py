@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cnnviz.jobs import submit  # noqa: E402
-from cnnviz.jobs.pool import cpu_count, default_sizes  # noqa: E402
+from cnnviz.device import usable_cores  # noqa: E402
+from cnnviz.jobs.pool import default_sizes  # noqa: E402
 from cnnviz.recipes import default_config  # noqa: E402
 from cnnviz.runs import RunStore  # noqa: E402
 
@@ -86,7 +87,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args()
-    cores = cpu_count()
+    cores = usable_cores()[0]
     workers, threads = default_sizes(cores)
     workers, threads = args.workers or workers, args.threads or threads
     config = default_config(epochs=args.epochs, subset=args.subset, val_subset=10, device="cpu")

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from cnnviz.device import usable_cores
 from cnnviz.runs.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -30,14 +31,6 @@ WORKER_NICENESS = 5  # training yields the CPU to the web server's page scripts
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the cnnviz package
 
 
-def cpu_count() -> int:
-    """The cores this process may use (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
-
-
 def default_sizes(cores: int | None = None) -> tuple[int, int]:
     """(workers, torch threads per run) with workers x threads <= cores.
 
@@ -45,7 +38,7 @@ def default_sizes(cores: int | None = None) -> tuple[int, int]:
     so a class gets more runs side by side with few threads each: 1 thread up to 2 cores, then 2,
     then 4 from 16 cores.
     """
-    cores = cores or cpu_count()
+    cores = cores or usable_cores()[0]
     threads = 1 if cores <= 2 else 2 if cores < 16 else 4
     return max(1, cores // threads), threads
 
@@ -56,7 +49,7 @@ def configured_sizes(env: dict | None = None) -> tuple[int, int]:
     workers, threads = default_sizes()
     if env.get("CNNVIZ_THREADS"):
         threads = max(1, int(env["CNNVIZ_THREADS"]))
-        workers = max(1, cpu_count() // threads)
+        workers = max(1, usable_cores()[0] // threads)
     if env.get("CNNVIZ_WORKERS") not in (None, ""):
         workers = max(0, int(env["CNNVIZ_WORKERS"]))
     return workers, threads
