@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnviz.models import count_params
 from cnnviz.models.resnet import ShortcutA
 
 # AlexNet's PCA colour noise uses the RGB eigenvectors/eigenvalues of the ImageNet training set
@@ -230,11 +231,6 @@ def _basic_residual_branch(cin: int, cout: int, stride: int) -> nn.Sequential:
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
         nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
     )
-
-
-def count_params(module: nn.Module) -> int:
-    """Number of parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters())
 
 
 @dataclass(frozen=True)
