@@ -23,7 +23,7 @@ SPLIT_SEEDS = {"train": 1001, "val": 2002, "test": 3003}  # fixed, so every run 
 GENERATOR_VERSION = 1  # bump when the drawing changes: it keys the decoded cache
 _PERIOD = 0.6  # pattern period in shape units: >= 4 px per period at 32 px, so stripes survive small images
 _PIXELS_PER_STEP = 1 << 24  # pixels per noise draw: fixed, because the pictures depend on it
-_PIXELS_PER_DRAW = 1 << 22  # pixels rendered per vectorised step: ~16 MB per float temporary
+_PIXELS_PER_DRAW = 1 << 20  # pixels rendered per vectorised step: ~4 MB per float temporary
 
 
 def _box(u, v, a, b):
