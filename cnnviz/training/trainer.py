@@ -476,6 +476,9 @@ class Trainer:
         if state.best_snapshot is None:
             return
         state.phase = "test"
+        # Training is over: its gradients are not needed again, and freeing them before the test
+        # pictures are decoded keeps the run's peak memory what training itself needed.
+        learner.predictor.zero_grad(set_to_none=True)
         test = load_test(self.config, image_size=self.image_size, progress=lambda done, total: self._check_stop())
         if test is None:
             state.splits["test"] = None
