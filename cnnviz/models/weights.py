@@ -126,7 +126,8 @@ def _read_torch_file(path: Path, what: str) -> Any:
     except Exception as exc:  # noqa: BLE001 - whatever else torch raises on foreign bytes, in one line
         if _starts_like_zip(path):  # torch's own format, cut short by a failed copy or download
             raise WeightsError(f"{path.name} is not a readable {what}: the file is truncated or damaged") from None
-        raise WeightsError(f"{path.name} is not a readable {what}: {_short(exc)}") from None
+        # Foreign bytes reach torch's legacy reader, which fails in many ways (IndexError, EOFError, ...).
+        raise WeightsError(f"{path.name} is not a readable {what}: not a PyTorch file ({_short(exc)})") from None
 
 
 def _starts_like_zip(path: Path) -> bool:
