@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -311,32 +310,6 @@ def estimate_run_seconds(config, *, flops_per_second: float, flops: int | None =
     per_epoch = estimate_epoch_seconds(flops_per_image=flops, train_images=train, val_images=val,
                                        flops_per_second=flops_per_second, mode=config.mode)
     return per_epoch * config.epochs
-
-
-def calibrated_flops_per_second(runs, epochs_of, *, limit: int = 12) -> dict[str, float]:
-    """Effective FLOP/s of this device's recent finished scratch/fine-tune runs: per architecture, and
-    overall under the key ``"*"`` (medians). Empty when there are none.
-
-    Real runs include data handling and small-layer overheads (a 16-channel CIFAR ResNet uses the
-    CPU far less efficiently than ResNet-18), so they predict the next run of the same
-    architecture better than a synthetic step does. ``epochs_of(run_id)`` gives a run's epoch rows.
-    """
-    rates: dict[str, list[float]] = {}
-    counted = 0
-    for run in runs:
-        if counted >= limit:
-            break
-        if run.status != "finished" or not run.flops or run.config.mode not in ("scratch", "finetune"):
-            continue
-        speeds = [r.get("images_per_sec") for r in epochs_of(run.id) if r.get("images_per_sec")]
-        if speeds:
-            rates.setdefault(run.config.arch, []).append(TRAIN_COST["scratch"] * run.flops * statistics.median(speeds))
-            counted += 1
-    if not rates:
-        return {}
-    result = {arch: statistics.median(values) for arch, values in rates.items()}
-    result["*"] = statistics.median(v for values in rates.values() for v in values)
-    return result
 
 
 def format_seconds(seconds: float) -> str:

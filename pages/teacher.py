@@ -3,6 +3,7 @@
 import streamlit as st
 
 from cnnviz.ui import teacher_view as view
+from cnnviz.ui.cached import benchmark_seconds
 from cnnviz.ui.nav import require_router
 from cnnviz.ui.widgets import open_store
 
@@ -16,10 +17,9 @@ store = open_store()
 runs = store.list()
 running = [run for run in runs if run.status == "running"]
 queued = store.queue()
-fallback = view.benchmark(store, runs)
 
-view.running_section(store, running, fallback)
-view.queue_section(store, running, queued, fallback)
+view.running_section(store, running, benchmark_seconds)
+view.queue_section(store, running, queued, benchmark_seconds)
 view.cancel_section(store, [*running, *queued])
 st.divider()
 view.disk_section(store)

@@ -92,3 +92,13 @@ def test_queue_schedule_gives_each_queued_run_the_first_free_worker(store):
     assert slots[3].start == pytest.approx(1050.0) and slots[3].end is None
     with_benchmark = queue_schedule(store, workers=2, now=1000.0, fallback=lambda config: 100.0)
     assert with_benchmark[3].end == pytest.approx(1150.0)
+
+
+def test_another_model_of_the_same_architecture_is_not_a_measurement(store):
+    deep = CONFIG.replace(arch="cifar_resnet", options={"depth": 56})
+    finished_run(store, deep.replace(options={"depth": 20}), [1.0, 1.0])  # a shallower network: less work
+    probe = CONFIG.replace(mode="probe", probe_layer="layer4")
+    finished_run(store, probe.replace(probe_layer="input"), [1.0, 1.0])  # pixels only: no backbone
+    assert estimate_run(deep, store) is None and estimate_run(probe, store) is None
+    finished_run(store, deep, [9.0, 9.0])
+    assert estimate_run(deep, store).source == "measured from 2 epochs on this server"

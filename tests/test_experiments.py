@@ -539,18 +539,31 @@ def test_runs_stuck_at_the_majority_class_are_flagged():
     assert "ResNet-18" not in lines[-1]
 
 
-def test_speed_is_calibrated_per_architecture_from_finished_runs():
+def test_plan_estimates_are_learned_per_model_from_this_servers_epochs(tmp_path):
     from types import SimpleNamespace as NS
 
-    def run(i, arch, mode="scratch", status="finished", flops=10 ** 9):
-        return NS(id=i, status=status, flops=flops, config=TrainConfig(arch=arch, mode=mode, probe_layer="input" if mode == "probe" else None))
+    from cnnviz.jobs.estimates import FROM_BENCHMARK
+    from cnnviz.runs import RunStore
 
-    runs = [run(1, "resnet18"), run(2, "cifar_resnet"), run(3, "resnet18", mode="probe"), run(4, "resnet18", status="failed")]
-    speeds = {1: 30.0, 2: 10.0, 3: 999.0, 4: 999.0}
-    rates = recipes.calibrated_flops_per_second(runs, lambda i: [{"images_per_sec": speeds[i]}, {"images_per_sec": speeds[i]}])
-    assert rates["resnet18"] == pytest.approx(9e10) and rates["cifar_resnet"] == pytest.approx(3e10)
-    assert rates["*"] == pytest.approx(6e10)
-    assert recipes.calibrated_flops_per_second([], lambda i: []) == {}
+    store = RunStore(tmp_path / "home")
+    plans = ex.get_experiment("exp3").plan(ex.Choices(size="quick"))  # probes of one network at every layer
+    measured, other = plans[1].config, plans[2].config
+    assert (measured.arch, measured.mode) == (other.arch, other.mode) and measured.probe_layer != other.probe_layer
+    run_id = store.create(measured)
+    store.record_start(run_id, params=1, flops=1, classes=["a"], image_size=measured.image_size)
+    rows = [{"epoch": e, "val_acc": 0.5, "seconds": 7.0} for e in range(1, measured.epochs + 1)]
+    store.record_end(run_id, NS(status="finished", message=None, epochs=rows, best_val_acc=0.5, best_epoch=1,
+                                train_seconds=7.0 * measured.epochs, params=1, flops=1, classes=["a"], confusion=None,
+                                per_class_acc=None, checkpoint=None, val_predictions=None))
+
+    estimates = ex.estimate_plans(plans, store, fallback=lambda config: 60.0)
+
+    assert len(estimates) == len(plans)
+    assert estimates[1].source == f"measured from {measured.epochs} epochs on this server"
+    assert estimates[1].seconds == pytest.approx(7.0 * measured.epochs)
+    # A probe at another layer costs something else: the benchmark, with its band, until it has run here.
+    assert (estimates[2].seconds, estimates[2].source) == (60.0, FROM_BENCHMARK)
+    assert estimates[2].low < estimates[2].seconds < estimates[2].high
 
 
 def test_stand_in_runs_are_not_set_beside_the_published_figures():

@@ -17,8 +17,8 @@ from cnnviz.experiments.conclude import compare_pair, comparable, conclude, nois
 from cnnviz.experiments.degradation import early_late_ratio, grad_norm_frame
 from cnnviz.experiments.fine_coarse import (CIFAR10_SUPERCLASSES, CIFAR100_FINE_TO_COARSE, rollup_confusion,
                                             superclass_errors, superclass_map)
-from cnnviz.experiments.groups import (estimate_group_seconds, group_outcomes, latest_group, launch, next_group,
-                                       outcome_from_run, parse_run_name, run_name, run_tag)
+from cnnviz.experiments.groups import (estimate_group_seconds, estimate_plans, group_outcomes, latest_group, launch,
+                                       next_group, outcome_from_run, parse_run_name, run_name, run_tag)
 from cnnviz.experiments.planning import (dataset_problem, imagenet_weights_available, init_choices,
                                          same_start_warning, weights_file_hint)
 from cnnviz.experiments.probes import PICKED, default_probe_pick, intermediate_points, probe_depth_frame, probe_points
@@ -49,7 +49,8 @@ __all__ = [
     "CHARTS", "CIFAR10_SUPERCLASSES", "CIFAR100_FINE_TO_COARSE", "IMAGENET", "PICKED", "SCRATCH", "SIZES",
     "Choices", "Experiment", "Outcome", "Pair", "PlannedRun", "Published", "Ranking",
     "comparable", "compare_pair", "conclude", "dataset_problem", "default_probe_pick", "early_late_ratio",
-    "epochs_table", "estimate_group_seconds", "format_duration", "get_experiment", "grad_norm_frame",
+    "epochs_table", "estimate_group_seconds", "estimate_plans", "format_duration", "get_experiment",
+    "grad_norm_frame",
     "group_outcomes", "imagenet_weights_available", "init_choices", "intermediate_points", "latest_group",
     "launch", "list_experiments", "next_group", "noise_line", "outcome_from_run", "parse_run_name",
     "probe_depth_frame", "probe_points", "published_rows", "ranking", "report_summary", "report_text", "results_table", "rollup_confusion",

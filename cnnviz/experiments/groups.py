@@ -9,9 +9,10 @@ sees on the Compare page; runs stored before the tags existed are recognised by 
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from cnnviz.experiments.spec import Experiment, Outcome, PlannedRun
+from cnnviz.jobs.estimates import Estimate, estimate_run
 from cnnviz.recipes import estimate_run_seconds
 
 _NAME = re.compile(r"^(exp\d+)#(\d+)/(.+)$")
@@ -93,6 +94,11 @@ def group_outcomes(experiment: Experiment, store: Any) -> list[Outcome]:
 def estimate_group_seconds(plans: Sequence[PlannedRun], *, flops_per_second: float) -> float:
     """Total seconds for a whole group (runs queue one after another)."""
     return sum(estimate_run_seconds(p.config, flops_per_second=flops_per_second) for p in plans)
+
+
+def estimate_plans(plans: Sequence[PlannedRun], store: Any, *, fallback: Callable[[Any], float]) -> list[Estimate]:
+    """Each planned run's time on this server: from its own model's epochs in ``store``, else ``fallback(config)``."""
+    return [estimate_run(p.config, store, fallback=fallback) for p in plans]
 
 
 def running_epoch_text(finished: int, epochs: int) -> str:

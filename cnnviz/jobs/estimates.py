@@ -2,9 +2,11 @@
 
 One speed measurement per server process is wrong by 10-40x when taken while another run trains
 (and stays wrong until a restart); the epochs in the store are measured under the server's real
-load, so they set the estimate as soon as there are any: seconds per image for one (architecture,
-input size, mode), its median over the last epochs of matching runs, and the spread of those
-epochs as the band. Before any matching run the caller's FLOPs benchmark is the only guess.
+load, so they set the estimate as soon as there are any: seconds per image for one model (architecture,
+its options, input size, mode and probe layer), its median over the last epochs of matching runs, and
+the spread of those epochs as the band. Before any matching run the caller's FLOPs benchmark is the
+only guess. This is the one place that learns speed from the store: the Train, Experiments and Teacher
+pages all ask it.
 
 No torch here unless a config leaves its input size to the architecture.
 """
@@ -69,19 +71,25 @@ class Speed:
     setup: list[float]  # per finished run: its time outside the epochs (decoding data, frozen features)
 
 
-def _matches(run: Run, *, arch: str, image_size: int, mode: str) -> bool:
-    size = run.image_size or run.config.image_size
-    return run.config.arch == arch and run.config.mode == mode and size == image_size
+def _matches(run: Run, *, arch: str, image_size: int, mode: str, options: dict | None,
+             probe_layer: str | None) -> bool:
+    # Options (depth, SE blocks) and the probed layer change the work per image as much as the architecture does.
+    cfg = run.config
+    size = run.image_size or cfg.image_size
+    same_probe = mode != "probe" or cfg.probe_layer == probe_layer
+    return (cfg.arch == arch and cfg.mode == mode and size == image_size and same_probe
+            and dict(cfg.options) == dict(options or {}))
 
 
-def measured_speed(store: RunStore, *, arch: str, image_size: int, mode: str, last: int = SAMPLES) -> Speed:
-    """The last ``last`` epochs of runs of ``arch`` at ``image_size`` px in ``mode`` on this server."""
+def measured_speed(store: RunStore, *, arch: str, image_size: int, mode: str, options: dict | None = None,
+                   probe_layer: str | None = None, last: int = SAMPLES) -> Speed:
+    """The last ``last`` epochs of runs of ``arch`` (with ``options``) at ``image_size`` px in ``mode`` on this server."""
     per_image: list[float] = []
     setup: list[float] = []
     for run in store.list()[:SCAN_RUNS]:
         if len(per_image) >= last:
             break
-        if not _matches(run, arch=arch, image_size=image_size, mode=mode):
+        if not _matches(run, arch=arch, image_size=image_size, mode=mode, options=options, probe_layer=probe_layer):
             continue
         rows = [r for r in store.epochs(run.id) if r.get("seconds")]
         if not rows:
@@ -117,9 +125,11 @@ def from_benchmark(seconds: float) -> Estimate:
                     source=FROM_BENCHMARK)
 
 
-def epoch_estimate(store: RunStore, *, arch: str, image_size: int, mode: str, images: int) -> Estimate | None:
+def epoch_estimate(store: RunStore, *, arch: str, image_size: int, mode: str, images: int,
+                   options: dict | None = None, probe_layer: str | None = None) -> Estimate | None:
     """Seconds for one epoch over ``images`` (training plus validation), or None before any matching run."""
-    speed = measured_speed(store, arch=arch, image_size=image_size, mode=mode)
+    speed = measured_speed(store, arch=arch, image_size=image_size, mode=mode, options=options,
+                           probe_layer=probe_layer)
     return _measured(Speed(speed.per_image, []), images, 1) if speed.per_image else None
 
 
@@ -128,7 +138,8 @@ def estimate_run(config, store: RunStore, *, fallback: Callable[[object], float]
 
     None when neither is available.
     """
-    speed = measured_speed(store, arch=config.arch, image_size=input_size(config), mode=config.mode)
+    speed = measured_speed(store, arch=config.arch, image_size=input_size(config), mode=config.mode,
+                           options=config.options, probe_layer=config.probe_layer)
     if speed.per_image:
         train, val = split_sizes(config)
         return _measured(speed, train + val, config.epochs)

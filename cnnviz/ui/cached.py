@@ -51,3 +51,21 @@ def flops_per_second(arch: str, image_size: int) -> float:
     from cnnviz.recipes import measure_flops_per_second
 
     return measure_flops_per_second(arch=arch, image_size=image_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _benchmark_seconds(config_json: str, flops_per_second: float) -> float:
+    from cnnviz.recipes import estimate_run_seconds
+    from cnnviz.training.config import TrainConfig
+
+    return estimate_run_seconds(TrainConfig.from_json(config_json), flops_per_second=flops_per_second)
+
+
+def benchmark_seconds(config) -> float:
+    """Seconds to train ``config`` from its FLOPs and one timed test step: the guess before its model has run here.
+
+    Cached by config, since counting a model's FLOPs takes a moment; the test step is timed once.
+    """
+    from cnnviz.recipes import REFERENCE_STEP
+
+    return _benchmark_seconds(config.to_json(), flops_per_second(*REFERENCE_STEP))

@@ -18,8 +18,8 @@ import streamlit as st
 from cnnviz import charts, recipes
 from cnnviz import experiments as ex
 from cnnviz.experiments.groups import running_epoch_text
-from cnnviz.training.config import TrainConfig
-from cnnviz.ui.cached import flops_per_second
+from cnnviz.jobs.estimates import FROM_BENCHMARK
+from cnnviz.ui.cached import benchmark_seconds
 from cnnviz.ui.widgets import open_store
 
 POLL_SECONDS = 2.0
@@ -49,21 +49,6 @@ def weights_hint(arch: str) -> str:
     return ex.weights_file_hint(arch)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def estimate_seconds(config_json: str, flops_per_second: float) -> float:
-    """Estimated seconds of one run (cached: counting a model's FLOPs takes a moment)."""
-    return recipes.estimate_run_seconds(TrainConfig.from_json(config_json), flops_per_second=flops_per_second)
-
-
-def device_speeds(store, runs: Sequence[Any]) -> tuple[dict[str, float], str]:
-    """(FLOP/s per architecture with ``"*"`` for any other, how it was measured)."""
-    measured = recipes.calibrated_flops_per_second(runs, store.epochs)
-    if measured:
-        return measured, "measured from your recent runs"
-    arch, size = recipes.REFERENCE_STEP
-    return {"*": flops_per_second(arch, size)}, f"measured with a {arch} test step at {size} px"
-
-
 # -- the card ----------------------------------------------------------------------------------
 
 def card(exp: ex.Experiment, *, store, runs: Sequence[Any]) -> None:
@@ -78,7 +63,7 @@ def card(exp: ex.Experiment, *, store, runs: Sequence[Any]) -> None:
     with st.container(border=True):
         choices = setup(exp, runs)
         if choices is not None:
-            plan_and_launch(exp, choices, store=store, runs=runs)
+            plan_and_launch(exp, choices, store=store)
     results(exp, store=store)
 
 
@@ -152,7 +137,19 @@ def _init_choices(exp: ex.Experiment, runs: Sequence[Any]) -> tuple[dict[str, st
     return inits, init_options
 
 
-def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Sequence[Any]) -> None:
+def estimate_source(estimates: Sequence[Any]) -> str:
+    """Where a group's estimate comes from: this server's epochs, a FLOPs benchmark, or some of each."""
+    measured = sum(e.source != FROM_BENCHMARK for e in estimates)
+    arch, size = recipes.REFERENCE_STEP
+    benchmark = f"a FLOPs benchmark (a {arch} test step at {size} px)"
+    if measured == len(estimates):
+        return "measured from this server's epochs of the same models"
+    if not measured:
+        return "from " + benchmark
+    return f"{measured} measured from this server's epochs of the same models, the others from {benchmark}"
+
+
+def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store) -> None:
     """The runs a launch would queue, their estimated time on this device, and the launch button."""
     try:
         plans = exp.plan(choices)
@@ -162,8 +159,8 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Seq
     warning = ex.same_start_warning(plans)
     if warning:
         st.warning(warning)
-    speeds, how = device_speeds(store, runs)
-    seconds = [estimate_seconds(p.config.to_json(), speeds.get(p.config.arch, speeds["*"])) for p in plans]
+    estimates = ex.estimate_plans(plans, store, fallback=benchmark_seconds)
+    seconds = [e.seconds for e in estimates]
     table = pd.DataFrame([{
         "run": p.label, "model": p.config.arch, "mode": p.config.mode + (f" @ {p.config.probe_layer}" if p.config.probe_layer else ""),
         "labels": p.config.labels, "images/class": p.config.subset or "all", "px": p.config.image_size,
@@ -172,8 +169,10 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store, runs: Seq
         table = table.drop(columns="labels")
     st.dataframe(table, hide_index=True, width="stretch")
     total = sum(seconds)
+    low, high = sum(e.low for e in estimates), sum(e.high for e in estimates)
     st.markdown(f"**Estimated total on this device: {ex.format_duration(total)}** "
-                f"({len(plans)} runs one after another; speed {speeds['*'] / 1e9:.0f} GFLOP/s, {how}).")
+                f"({ex.format_duration(low)} to {ex.format_duration(high)}; {len(plans)} runs one after another; "
+                f"{estimate_source(estimates)}).")
     if choices.size == "full" and total > 3 * 3600:
         st.caption("The full size matches the reports' settings, which they ran on GPUs; on this device it is an "
                    "overnight job. The quick size shows the same comparison in minutes.")

@@ -7,12 +7,10 @@ with ``teacher_``.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import os
 import time
 from datetime import datetime
-from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -21,7 +19,6 @@ from cnnviz import recipes
 from cnnviz.inspect import format_bytes
 from cnnviz.jobs.estimates import estimate_run, queue_schedule, remaining_seconds
 from cnnviz.runs import Run, RunStore, cleanup_checkpoints, disk_status, disk_use_by_student
-from cnnviz.ui import cached
 
 UNLOCKED = "teacher_unlocked"  # session flag: the password was given in this session
 NO_STUDENT = "(no name)"
@@ -46,17 +43,6 @@ def workers() -> int:
     """Runs that train at once: ``CNNVIZ_WORKERS`` when it names a number above zero, else 1."""
     value = os.environ.get("CNNVIZ_WORKERS", "")
     return int(value) if value.isdigit() and int(value) > 0 else 1
-
-
-def benchmark(store: RunStore, runs: list[Run]) -> Callable[[object], float]:
-    """The FLOPs-benchmark guess for a run with no similar epochs on this server yet (measured once, lazily)."""
-
-    @functools.cache
-    def speed() -> float:
-        measured = recipes.calibrated_flops_per_second(runs, store.epochs)
-        return measured["*"] if measured else cached.flops_per_second(*recipes.REFERENCE_STEP)
-
-    return lambda config: recipes.estimate_run_seconds(config, flops_per_second=speed())
 
 
 def _clock(when: float | None, now: float) -> str:

@@ -481,14 +481,15 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
     n_train, n_val = images_for_estimate(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
                                          subset=st.session_state.get("train_subset") or None,
                                          val_subset=st.session_state.get("train_val_subset") or None)
+    mode = st.session_state.get("train_mode", "scratch")
     seconds = estimate_epoch_seconds(flops_per_image=flops, train_images=n_train, val_images=n_val,
-                                     flops_per_second=speed, mode=st.session_state.get("train_mode", "scratch"))
+                                     flops_per_second=speed, mode=mode)
     epochs = int(st.session_state.get("train_epochs", 1))
-    once = features_cached(mode=st.session_state.get("train_mode", "scratch"),
-                           augment=st.session_state.get("train_augment", "none"))
+    once = features_cached(mode=mode, augment=st.session_state.get("train_augment", "none"))
     # This server's own epochs replace the benchmark once there are any (cached-feature epochs time the head alone).
-    learned = None if once else epoch_estimate(RunStore(), arch=arch, image_size=size, mode=st.session_state.get(
-        "train_mode", "scratch"), images=n_train + n_val)
+    learned = None if once else epoch_estimate(
+        RunStore(), arch=arch, image_size=size, mode=mode, images=n_train + n_val, options=options,
+        probe_layer=st.session_state.get("train_probe_layer") if mode == "probe" else None)
     source = "from the FLOPs and a quick speed measurement on this device"
     if learned:
         seconds = learned.seconds
