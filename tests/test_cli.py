@@ -375,3 +375,20 @@ def test_random_backbone_runs_when_asked_and_finetune_says_scratch(capsys, monke
     assert code == 0 and json.loads(out)["status"] == "finished"
     notes = [line for line in err.splitlines() if "note:" in line]
     assert len(notes) == 1 and "trains from scratch" in notes[0]
+
+
+def test_submit_refuses_an_init_file_that_does_not_fit_like_train(capsys, tmp_path):
+    import torch
+
+    from cnnviz.models import get_model
+
+    wrong = tmp_path / "wrong.pt"
+    torch.save(get_model("softmax", num_classes=10).state_dict(), wrong)  # weights of another network
+    flags = ("--arch", "alexnet_cifar", "--dataset", "shapes", "--mode", "finetune", "--init", str(wrong),
+             "--epochs", "1", "--subset", "4", "--val-subset", "2")
+    code, out, trained = run_main(capsys, "train", *flags)
+    assert code == 2 and out == "" and trained.count("\n") == 1 and "wrong.pt" in trained, trained
+    code, out, queued = run_main(capsys, "submit", *flags, "--student", "ann", "--json")
+    assert code == 2 and out == "", queued
+    assert queued == trained.replace("cnnviz train:", "cnnviz submit:")  # the same one line
+    assert RunStore().list() == []  # nothing queued

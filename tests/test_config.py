@@ -104,3 +104,20 @@ def test_widget_table_round_trips_every_table_field():
     assert values["train_subset"] == 0 and values["train_grad_norms"] is True
     rebuilt = logic.build_train_config({**values, "train_model": config.arch}, options={})
     assert rebuilt == config
+
+
+def test_init_problem_says_when_a_weights_file_does_not_fit_its_network(tmp_path):
+    import torch
+
+    from cnnviz.models import get_model
+    from cnnviz.training.checks import init_problem
+
+    fits, wrong = tmp_path / "fits.pt", tmp_path / "wrong.pt"
+    torch.save(get_model("cifar_resnet", num_classes=10, options={"depth": 20}).state_dict(), fits)
+    torch.save(get_model("softmax", num_classes=10).state_dict(), wrong)
+    config = TrainConfig(arch="cifar_resnet", options={"depth": 20}, mode="finetune", init=str(fits))
+    assert init_problem(config) is None
+    problem = init_problem(config.replace(init=str(wrong)))
+    assert problem and "wrong.pt" in problem and "\n" not in problem
+    assert init_problem(config.replace(init=str(tmp_path / "missing.pt"))) is not None
+    assert init_problem(config.replace(init="none")) is None

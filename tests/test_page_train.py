@@ -292,6 +292,27 @@ def test_random_backbone_freeze_is_refused_and_random_finetune_says_scratch():
     assert not at.error, [e.value for e in at.error]
 
 
+def test_a_weights_file_that_does_not_fit_is_refused_before_it_is_queued():
+    import torch
+
+    from cnnviz.models import get_model
+
+    buffer = io.BytesIO()
+    torch.save(get_model("softmax", num_classes=10).state_dict(), buffer)  # weights of another network
+    at = tiny(open_train())
+    at.segmented_control(key="train_mode").set_value("finetune")
+    run(at)
+    at.radio(key="train_init").set_value("file")
+    run(at)
+    at.file_uploader(key="train_weights_upload").set_value(("wrong.pt", buffer.getvalue(), "application/octet-stream"))
+    run(at)
+    at.button(key="train_launch").click()
+    run(at)
+    refused = [e.value for e in at.error if e.value.startswith("This run cannot start")]
+    assert refused and "wrong.pt" in refused[0], [e.value for e in at.error]
+    assert RunStore().list() == [] and "train_run_id" not in at.session_state
+
+
 def test_find_a_learning_rate_fills_the_lr():
     at = open_train()
     at.number_input(key="train_subset").set_value(10)

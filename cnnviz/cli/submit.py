@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cnnviz.cli.common import add_student_flag, print_json
-from cnnviz.cli.train import add_run_flags, config_from_args
+from cnnviz.cli.train import add_run_flags, check_config, check_init, config_from_args
 
 
 def add_parser(sub) -> None:
@@ -23,6 +23,8 @@ def run(args) -> int:
     from cnnviz.runs import RunStore
 
     config = config_from_args(args)
+    check_config(config, command="submit")
+    check_init(config)  # a wrong weights file is refused here, not later in a worker
     store = RunStore()
     run_id = submit(config, student=args.student, name=config.name or None, store=store)
     position = store.queue_position(run_id)

@@ -24,7 +24,6 @@ from cnnviz.cli.common import (
     epoch_line,
     fmt,
     imagenet_weights_name,
-    one_line,
     parse_options,
     print_json,
 )
@@ -119,25 +118,25 @@ def prepare(config, *, command: str = "train") -> None:
 
     check_config(config, command=command)
     pick_device(config.device)
-    _check_init(config)
+    check_init(config)
     size = resolve_image_size(config)
-    train, _ = load_splits(config, image_size=size, progress=decode_progress())
-    _check_init_fits(config, num_classes=len(train.classes))
+    load_splits(config, image_size=size, progress=decode_progress())
 
 
-def _check_init_fits(config, *, num_classes: int) -> None:
-    """The starting weights load into the chosen network: a file that cannot is a usage error, not a failed run."""
-    if config.init in ("none", "imagenet"):
-        return
-    from cnnviz.models import WeightsError, get_model
+def check_init(config) -> None:
+    """The weights ``--init`` names exist and load into the chosen network: a usage error otherwise, not a failed run.
 
-    try:
-        get_model(config.arch, num_classes=num_classes, options=config.options, init=config.init)
-    except WeightsError as exc:
-        raise UsageError(f"--init {config.init}: {one_line(exc)}") from None
+    ``train`` and ``submit`` both ask it before anything is stored.
+    """
+    from cnnviz.training.checks import init_problem
+
+    _check_init_exists(config)
+    problem = init_problem(config)
+    if problem:
+        raise UsageError(f"--init {config.init}: {problem}")
 
 
-def _check_init(config) -> None:
+def _check_init_exists(config) -> None:
     """The weights ``--init`` names exist (ImageNet weights are fetched into the cache here if needed)."""
     init = config.init
     if init == "none":

@@ -7,13 +7,16 @@ set and the loss fit the dataset, a frozen backbone is not a random one unless a
 and a scratch run names no starting weights (it would never read them).
 The command line and the Train page call it before a run is stored; ``config_notes`` says
 what a valid config does that a student may not expect (fine-tuning random weights).
+``init_problem`` reads the weights a config starts from (a file or ``run:ID``) and says when
+they do not load into its network; ``train``, ``submit`` and the Train page ask it before a run
+is stored, so a wrong file is refused in one line instead of failing later in a worker.
 """
 
 from __future__ import annotations
 
 from cnnviz.data import DatasetError, get_dataset_spec
 from cnnviz.inspect import check_input_size
-from cnnviz.models import get_spec, hub_checkpoints_dir, resolve_options, weights_file_name
+from cnnviz.models import WeightsError, get_model, get_spec, hub_checkpoints_dir, resolve_options, weights_file_name
 from cnnviz.training.config import ConfigError, TrainConfig, validate
 from cnnviz.training.modes import INPUT
 
@@ -39,6 +42,21 @@ def random_backbone(config: TrainConfig) -> bool:
     """Whether ``config`` freezes (or probes) a network that was never trained."""
     uses_backbone = config.mode == "freeze" or (config.mode == "probe" and config.probe_layer != INPUT)
     return uses_backbone and config.init == "none"
+
+
+def init_problem(config: TrainConfig) -> str | None:
+    """Why the weights ``config.init`` names (a file or ``run:ID``) do not load into its network; None when they do.
+
+    ``none`` and ``imagenet`` are not read here: ImageNet weights are checked where they are fetched.
+    """
+    if config.init in ("none", "imagenet") or config.mode == "scratch":
+        return None
+    try:
+        # Any class count tells: a head of another size is replaced after the weights have loaded.
+        get_model(config.arch, num_classes=2, options=config.options, init=config.init)
+    except WeightsError as exc:
+        return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return None
 
 
 def _init_problems(config: TrainConfig) -> list[str]:

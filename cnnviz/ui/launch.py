@@ -8,7 +8,7 @@ import streamlit as st
 
 from cnnviz.runs import RunNotFound, RunStore
 from cnnviz.jobs import submit
-from cnnviz.training.checks import validate_config
+from cnnviz.training.checks import init_problem, validate_config
 from cnnviz.training.config import ConfigError
 from cnnviz.ui import state
 from cnnviz.ui.logic import build_train_config, images_for_estimate
@@ -26,6 +26,10 @@ def launch(options: dict, data) -> None:
         validate_config(config)  # everything the registries can tell, before anything is stored
     except ConfigError as exc:
         st.error("This run cannot start: " + "; ".join(exc.problems) + ".")
+        return
+    problem = init_problem(config)  # a weights file that does not fit fails here, not later in a worker
+    if problem:
+        st.error(f"This run cannot start: the starting weights do not fit: {problem}.")
         return
     launched = st.session_state.setdefault(state.LAUNCHED, {})
     previous = launched.get(config.to_json())
