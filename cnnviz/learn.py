@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnviz.models import count_params
+from cnnviz.models import count_params, se_modules
 from cnnviz.models.resnet import ShortcutA
 
 # AlexNet's PCA colour noise uses the RGB eigenvectors/eigenvalues of the ImageNet training set
@@ -295,38 +295,17 @@ def bottleneck_params(*, channels: int = 256, mid: int = 64) -> BottleneckCount:
 
 
 # ---------------------------------------------------------------- squeeze-and-excitation
-def se_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The squeeze-and-excitation modules of ``model`` (class name containing 'SE' or 'Squeeze'), in order."""
-    found = []
-    for name, module in model.named_modules():
-        cls = type(module).__name__
-        if "squeeze" in cls.lower() or cls.startswith("SE") or cls.endswith("SE"):
-            found.append((name, module))
-    return found
-
-
 def se_gate_weights(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-channel gate values s (in [0,1]) of every SE module for ``images`` (a normalised float batch).
+    """Per-channel gate values s (in [0,1]) of every SE block for ``images`` (a normalised float batch).
 
-    Forward hooks read each SE module's input x and output s * x; the gate is recovered as the
-    ratio of their spatial sums (exact, since s is constant over each channel), or read from the
-    module's sigmoid directly when it has one.
+    A forward hook on each block's sigmoid reads the gate, averaged over the batch.
     """
     gates: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in se_modules(model):
-        sigmoids = [m for m in module.modules() if isinstance(m, (nn.Sigmoid, nn.Hardsigmoid))]
-        if sigmoids:
-            def hook(_m, _inp, out, name=name):
-                gates[name] = out.detach().reshape(out.shape[0], -1).mean(0)
-            handles.append(sigmoids[-1].register_forward_hook(hook))
-        else:
-            def ratio_hook(_m, inp, out, name=name):
-                x = inp[0].detach()
-                num = out.detach().sum(dim=(2, 3))
-                den = x.sum(dim=(2, 3))
-                gates[name] = torch.where(den.abs() > 1e-8, num / den, torch.zeros_like(num)).mean(0)
-            handles.append(module.register_forward_hook(ratio_hook))
+        def hook(_m, _inp, out, name=name):
+            gates[name] = out.detach().reshape(out.shape[0], -1).mean(0)
+        handles.append(module.gate.register_forward_hook(hook))
     try:
         model.eval()
         with torch.no_grad():

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cnnviz import learn
 
@@ -159,6 +160,17 @@ def test_se_gate_weights_read_every_se_block():
     frame = learn.gates_frame(gates)
     assert len(frame) == 64 + 192
     assert learn.se_gate_weights(get_model("alexnet_cifar", num_classes=10), torch.randn(1, 3, 32, 32)) == {}
+
+
+def test_se_gates_come_from_the_se_blocks_alone_whatever_other_modules_are_called():
+    from cnnviz.models import get_model
+
+    class Unsqueeze(nn.Module):  # a name with "squeeze" in it, and no gate
+        def forward(self, x):
+            return x.unsqueeze(-1)
+
+    model = nn.Sequential(get_model("alex_se", num_classes=10, options={"se_1": True, "se_2": False}), Unsqueeze())
+    assert list(learn.se_gate_weights(model, torch.randn(2, 3, 32, 32))) == ["0.features.block1.se"]
 
 
 def test_tile_grid():

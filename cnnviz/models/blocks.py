@@ -30,9 +30,9 @@ class SqueezeExcitation(nn.Module):
         return x * scale
 
 
-def se_modules(model: nn.Module) -> list[nn.Module]:
-    """Every squeeze-and-excitation block in ``model`` (tests and the diagram count them)."""
-    return [m for m in model.modules() if isinstance(m, SqueezeExcitation)]
+def se_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every squeeze-and-excitation block in ``model`` with its name, in order (the Learn page reads their gates)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, SqueezeExcitation)]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .blocks import SqueezeExcitation
+from .blocks import se_modules
 
 class WeightsUnavailable(RuntimeError):
     """Pretrained weights are neither in the torch cache nor downloadable; says where to put the file."""
@@ -165,7 +165,7 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str,
               trained_with: dict[str, Any] | None = None, chosen: dict[str, Any] | None = None) -> None:
     """Load ``state`` into ``model`` (strict except for SE blocks the file lacks), or WeightsError."""
     own = model.state_dict()
-    se_prefixes = tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, SqueezeExcitation))
+    se_prefixes = tuple(f"{name}." for name, _ in se_modules(model))
     missing = [k for k in own if k not in state and not k.startswith(se_prefixes)]
     unexpected = [k for k in state if k not in own]
     mismatched = [f"{k} {tuple(state[k].shape)} in the file vs {tuple(own[k].shape)} in the model"
