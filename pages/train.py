@@ -40,6 +40,7 @@ with st.expander("Set up a run", expanded=not watching):
     st.subheader("4. Settings")
     why = train_setup.apply_recipe(picked.arch, data, mode)
     train_setup.hyperparameter_section(why, num_classes)
+    train_setup.run_images_line(data)
     train_setup.lr_finder(picked.options)
     train_setup.augmentation_preview(data.preview, st.session_state["train_augment"])
     with cost_slot:

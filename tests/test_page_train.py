@@ -79,6 +79,23 @@ def test_setup_widgets_defaults_and_estimate():
     assert any(m.label == "First epoch (estimate)" for m in at.metric), "probe features are computed once"
 
 
+def test_the_page_says_how_many_images_a_run_validates_on():
+    from cnnviz.jobs.estimates import split_sizes
+    from cnnviz.recipes import default_config
+
+    def said(at: AppTest) -> str:
+        lines = [m.value for m in at.markdown if "validates on" in m.value]
+        assert len(lines) == 1, [m.value for m in at.markdown]
+        return lines[0]
+
+    at = open_train()
+    train, val = split_sizes(default_config())  # shapes: 50 validation images per class, 10 classes
+    assert f"trains on {train:,} images and validates on **{val:,}**" in said(at)
+    at.number_input(key="train_val_subset").set_value(20)
+    run(at)
+    assert "validates on **200** (20 per class " in said(at)
+
+
 def test_initial_form_is_the_command_lines_default():
     """The widgets first show ``recipes.default_config``, which is also what ``python -m cnnviz train`` runs."""
     from cnnviz import recipes

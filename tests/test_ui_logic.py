@@ -298,3 +298,11 @@ def test_starting_weights_are_named_for_people():
     assert init_display_name("imagenet") == "ImageNet weights"
     assert init_display_name("run:12") == "run 12"
     assert init_display_name("/srv/.cnnviz/uploads/weights/6e52aaac321f60a0/my-resnet.pth") == "my-resnet.pth"
+
+
+def test_run_images_text_counts_what_a_run_sees():
+    counts, val = {"a": 30, "b": 10}, {"a": 8, "b": 4}
+    assert logic.run_images_text(train_counts=counts, val_counts=val, subset=None, val_subset=None, official_val=True) \
+        == "A run trains on 40 images and validates on **12** (all of the official validation split)."
+    assert logic.run_images_text(train_counts=counts, val_counts=val, subset=20, val_subset=5, official_val=False) \
+        == "A run trains on 30 images and validates on **9** (5 per class of the validation split)."

@@ -311,6 +311,16 @@ def images_for_estimate(*, train_counts: dict[str, int], val_counts: dict[str, i
     return total(train_counts, subset), total(val_counts, val_subset)
 
 
+def run_images_text(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None,
+                    val_subset: int | None, official_val: bool) -> str:
+    """What a run with these settings trains and validates on, in one sentence (the numbers ``images_for_estimate`` gives)."""
+    train, val = images_for_estimate(train_counts=train_counts, val_counts=val_counts, subset=subset,
+                                     val_subset=val_subset)
+    split = "the official validation split" if official_val else "the validation split"
+    part = f"{val_subset} per class of {split}" if val_subset else f"all of {split}"
+    return f"A run trains on {train:,} images and validates on **{val:,}** ({part})."
+
+
 # -- confusion matrix cells -> the validation images behind them ------------------------------
 
 def confusion_cells(matrix: list[list[int]], classes: list[str]) -> list[tuple[int, int]]:

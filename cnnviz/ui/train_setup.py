@@ -8,6 +8,7 @@ turns their values into the run's ``TrainConfig``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import streamlit as st
@@ -42,6 +43,7 @@ from cnnviz.ui.logic import (
     plural,
     recipe_choices,
     round_lr,
+    run_images_text,
     save_upload,
     widget_values,
 )
@@ -70,6 +72,7 @@ class DatasetChoice:
     labels: str
     path: str | None
     preview: dict
+    split_slot: Any = None  # where ``run_images_line`` says what a run uses, once the settings are known
 
 
 # -- a named recipe ---------------------------------------------------------------------------
@@ -159,8 +162,18 @@ def dataset_section() -> DatasetChoice:
         st.stop()
     with slot.container():
         show_preview(preview, source=dataset_display_name(name, path) if path else None)
+        split_slot = st.empty()
     st.session_state[PREVIEW_SHOWN] = shown
-    return DatasetChoice(name=name, labels=labels, path=path, preview=preview)
+    return DatasetChoice(name=name, labels=labels, path=path, preview=preview, split_slot=split_slot)
+
+
+def run_images_line(data: DatasetChoice) -> None:
+    """Under the dataset's counts: how many images a run with the chosen settings trains and validates on."""
+    text = run_images_text(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
+                           subset=st.session_state.get("train_subset") or None,
+                           val_subset=st.session_state.get("train_val_subset") or None,
+                           official_val=data.preview["official_val"])
+    (data.split_slot or st).markdown(text)
 
 
 def upload_dataset() -> str:
@@ -187,7 +200,7 @@ def show_preview(preview: dict, *, source: str | None = None) -> None:
     counts, val = preview["counts"], sum(preview["val_counts"].values())
     split = f"{val:,} validation images" + (" (the official split)" if preview["official_val"] else "")
     st.markdown((f"`{source}`: " if source else "")
-                + f"**{len(counts)} classes, {sum(counts.values()):,} training images**, {split}."
+                + f"**{len(counts)} classes**; the dataset has {sum(counts.values()):,} training images and {split}."
                 + (f" {preview['skipped']} unreadable files were skipped." if preview["skipped"] else ""))
     with st.expander("Class counts and sample images", expanded=True):
         from cnnviz.charts import class_counts
