@@ -306,3 +306,16 @@ def test_run_images_text_counts_what_a_run_sees():
         == "A run trains on 40 images and validates on **12** (all of the official validation split)."
     assert logic.run_images_text(train_counts=counts, val_counts=val, subset=20, val_subset=5, official_val=False) \
         == "A run trains on 30 images and validates on **9** (5 per class of the validation split)."
+
+
+def test_your_run_label_names_the_model_and_data_once():
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(id=7, name="", config=SimpleNamespace(arch="resnet18"))
+    assert logic.your_run_label(run, dataset="pets.zip", where="running, epoch 2 of 3") \
+        == "Run 7: resnet18 on pets.zip · running, epoch 2 of 3"
+    run.name = "run 7"  # a name that only repeats the id says nothing
+    assert logic.your_run_label(run, dataset="shapes", where="position 2 in the queue") \
+        == "Run 7: resnet18 on shapes · position 2 in the queue"
+    run.name = "mine"
+    assert logic.your_run_label(run, dataset="shapes", where="running").startswith("Run 7: mine, resnet18 on shapes")

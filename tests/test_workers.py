@@ -254,3 +254,24 @@ def test_the_train_page_lists_your_queued_run(monkeypatch):
     assert any(f"Run {mine}: mine" in label and "position 1 in the queue" in label for label in links), links
     assert not any("theirs" in label for label in links)
     assert any("You are **zoe**" in c.value for c in at.caption)
+
+
+def test_your_runs_say_what_each_run_is_without_repeating_its_id(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("CNNVIZ_WORKERS", "0")
+    store = RunStore()
+    training = store.create(tiny(epochs=3), status="running", student="zoe")
+    store.record_epoch(training, {"epoch": 1, "val_acc": 0.5, "seconds": 1.0})
+    waiting = submit(tiny(), student="zoe", store=store)
+    named = submit(tiny(name="mine"), student="zoe", store=store)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params["student"] = "zoe"
+    at.run()
+    at.switch_page("pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    links = [link.proto.label for link in at.get("page_link") if link.proto.label.startswith("Run ")]
+    assert links == [f"Run {training}: alexnet_cifar on shapes · running, epoch 2 of 3",
+                     f"Run {waiting}: alexnet_cifar on shapes · position 1 in the queue",
+                     f"Run {named}: mine, alexnet_cifar on shapes · position 2 in the queue"], links

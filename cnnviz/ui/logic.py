@@ -321,6 +321,16 @@ def run_images_text(*, train_counts: dict[str, int], val_counts: dict[str, int],
     return f"A run trains on {train:,} images and validates on **{val:,}** ({part})."
 
 
+def your_run_label(run: Any, *, dataset: str, where: str) -> str:
+    """A "Your runs" link: ``Run 4: mine, resnet18 on shapes · running, epoch 2 of 3``.
+
+    The run's name is shown only when it adds something (a default ``run <id>`` would repeat the id);
+    ``dataset`` is its display name, ``where`` the run's place in the queue or its progress.
+    """
+    name = run.name if run.name and run.name.lower() != f"run {run.id}" else ""
+    return f"Run {run.id}: " + (f"{name}, " if name else "") + f"{run.config.arch} on {dataset} · {where}"
+
+
 # -- confusion matrix cells -> the validation images behind them ------------------------------
 
 def confusion_cells(matrix: list[list[int]], classes: list[str]) -> list[tuple[int, int]]:

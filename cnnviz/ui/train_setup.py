@@ -15,6 +15,7 @@ import streamlit as st
 
 from cnnviz import paths
 from cnnviz.data import DatasetError, DatasetUnavailable, dataset_display_name, get_dataset_spec, list_datasets
+from cnnviz.experiments.groups import running_epoch_text
 from cnnviz.jobs.estimates import epoch_estimate
 from cnnviz.models import get_spec
 from cnnviz.runs import RunStore
@@ -44,6 +45,7 @@ from cnnviz.ui.logic import (
     recipe_choices,
     round_lr,
     run_images_text,
+    your_run_label,
     save_upload,
     widget_values,
 )
@@ -530,6 +532,13 @@ def your_runs(student: str) -> None:
     line = {r.id: i for i, r in enumerate(store.queue(), start=1)}
     st.markdown(f"**Your runs** ({student})")
     for run in sorted(mine, key=lambda r: r.id):
-        where = f"position {line[run.id]} in the queue" if run.id in line else run.status
-        st.page_link("pages/train.py", label=f"Run {run.id}: {run.label} · {where}", icon=":material/monitoring:",
+        if run.id in line:
+            where = f"position {line[run.id]} in the queue"
+        elif run.status == "running":
+            where = "running, " + running_epoch_text(len(store.epochs(run.id)), run.config.epochs)
+        else:
+            where = run.status
+        label = your_run_label(run, dataset=dataset_display_name(run.config.dataset, run.config.data_path),
+                               where=where)
+        st.page_link("pages/train.py", label=label, icon=":material/monitoring:",
                      query_params={state.QUERY_RUN: str(run.id), "student": student})
