@@ -102,3 +102,13 @@ def test_another_model_of_the_same_architecture_is_not_a_measurement(store):
     assert estimate_run(deep, store) is None and estimate_run(probe, store) is None
     finished_run(store, deep, [9.0, 9.0])
     assert estimate_run(deep, store).source == "measured from 2 epochs on this server"
+
+
+def test_options_left_to_their_defaults_match_the_same_options_written_out(store):
+    """A command-line run stores ``{}``; the page stores every option: the same network, so a measurement."""
+    from cnnviz.models import resolve_options
+
+    spelled = CONFIG.replace(arch="cifar_resnet", options=resolve_options("cifar_resnet", {}))
+    finished_run(store, spelled.replace(options={}), [4.0, 4.0])
+    found = estimate_run(spelled, store)
+    assert found is not None and found.source == "measured from 2 epochs on this server"

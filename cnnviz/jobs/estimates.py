@@ -8,7 +8,7 @@ the spread of those epochs as the band. Before any matching run the caller's FLO
 only guess. This is the one place that learns speed from the store: the Train, Experiments and Teacher
 pages all ask it.
 
-No torch here unless a config leaves its input size to the architecture.
+Torch is imported to fill in an architecture's option defaults (the pages that estimate have it loaded).
 """
 
 from __future__ import annotations
@@ -78,7 +78,17 @@ def _matches(run: Run, *, arch: str, image_size: int, mode: str, options: dict |
     size = run.image_size or cfg.image_size
     same_probe = mode != "probe" or cfg.probe_layer == probe_layer
     return (cfg.arch == arch and cfg.mode == mode and size == image_size and same_probe
-            and dict(cfg.options) == dict(options or {}))
+            and _resolved(arch, cfg.options) == _resolved(arch, options))
+
+
+def _resolved(arch: str, options: dict | None) -> dict:
+    """``options`` with the architecture's defaults filled in: ``{}`` from the CLI equals the page's full set."""
+    from cnnviz.models import resolve_options  # torch; the pages that estimate have it loaded already
+
+    try:
+        return resolve_options(arch, options)
+    except ValueError:  # an architecture no longer registered, or an option it dropped: compare as stored
+        return dict(options or {})
 
 
 def measured_speed(store: RunStore, *, arch: str, image_size: int, mode: str, options: dict | None = None,
