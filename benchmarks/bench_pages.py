@@ -4,7 +4,8 @@ Starts ``streamlit run app.py`` on 127.0.0.1 (its own temp ``CNNVIZ_HOME``, ``CN
 opens ``--sessions`` headless Chromium contexts (one browser). Each tab moves through the pages
 (Home, Train, Compare, Architectures) as a student does: it opens the first by its URL (a full page
 load: Streamlit's JavaScript, a new session, the script) and reaches the others by clicking the
-sidebar (the same session: the page's script and the redraw). Each step is timed until the page
+sidebar (the same session: the page's script and the redraw), reading each page for ``--think``
+seconds (default 2, jittered; 0 for tabs clicking back to back). Each step is timed until the page
 has rendered: its own element visible and Streamlit's running indicator gone. First with no
 training (the idle figures), then while ``--students`` tiny runs submitted to the app's store train
 through its workers, in this one invocation. Last, with the class's trained runs in the store: a
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -74,15 +76,22 @@ async def time_page(tab, url: str, page: str, timeout: float, *, kind: str = "op
     return await settle(tab, selector, began, timeout)
 
 
-async def session(tab, url: str, index: int, *, until, timeout: float, samples: dict) -> None:
-    """One student's tab: open a page by URL, then click through the others, until ``until(steps)``."""
+async def session(tab, url: str, index: int, *, until, timeout: float, samples: dict, think: float) -> None:
+    """One student's tab: open a page by URL, then click through the others, until ``until(steps)``.
+
+    Each round opens the next page by URL (so every page is opened as well as clicked to), and
+    the tab waits ``think`` seconds between pages (jittered +-50%), as a reader does.
+    """
     names = list(PAGES)
+    rng = random.Random(index)
     step = 0
     while not until(step):
         kind = "open" if step % len(names) == 0 else "click"
-        page = names[(index + step) % len(names)]
+        page = names[(index + step + step // len(names)) % len(names)]
         samples.setdefault((kind, page), []).append(await time_page(tab, url, page, timeout, kind=kind))
         step += 1
+        if think:
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
 
 def progress(text: str) -> None:
@@ -131,7 +140,8 @@ async def measure(args, url: str, home: Path) -> dict:
         idle: dict = {}
         rounds = args.rounds * len(PAGES)
         began = time.time()
-        await asyncio.gather(*(session(t, url, i, until=lambda n: n >= rounds, timeout=args.timeout, samples=idle)
+        await asyncio.gather(*(session(t, url, i, until=lambda n: n >= rounds, timeout=args.timeout, samples=idle,
+                                       think=args.think)
                                for i, t in enumerate(tabs)))
         out["idle_seconds"] = time.time() - began
 
@@ -151,7 +161,8 @@ async def measure(args, url: str, home: Path) -> dict:
         watcher = asyncio.create_task(watch())
         # Under load: the tabs keep opening pages while any of the class's runs is queued or running.
         await asyncio.gather(*(session(t, url, i, until=lambda n: state["done"] and n >= len(PAGES),
-                                       timeout=args.timeout, samples=loaded) for i, t in enumerate(tabs)))
+                                       timeout=args.timeout, samples=loaded, think=args.think)
+                               for i, t in enumerate(tabs)))
         await watcher
         progress("class done")
         if args.predict_models:
@@ -181,14 +192,13 @@ async def time_predict(tab, url: str, models: int, repeats: int, timeout: float)
     chooser = tab.locator(".st-key-predict_models")
     await chooser.wait_for(timeout=timeout * 1000)
     await settle(tab, ".st-key-predict_models", time.perf_counter(), timeout)
-    for _ in range(models * 3):  # each click adds one model; a few spare tries
-        if await chooser.locator("[data-tag-index]").count() >= models:
-            break
+    chosen = await chooser.locator("[data-tag-index]").count()  # the page's default choice
+    for _ in range(models - chosen):  # each pick adds the first model not chosen yet
         await chooser.locator("[role='combobox']").click()
         await tab.locator("[role='option']").first.click()
         await settle(tab, ".st-key-predict_models", time.perf_counter(), timeout)
+        chosen += 1
     await tab.keyboard.press("Escape")
-    chosen = await chooser.locator("[data-tag-index]").count()
     upload = tab.locator(".st-key-predict_upload input[type='file']")
     answers = "[data-testid='stVegaLiteChart']"
     times = []
@@ -257,12 +267,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a page load counts as failed")
     p.add_argument("--target", type=float, default=2.0, help="p95 target under load, seconds")
+    p.add_argument("--think", type=float, default=2.0,
+                   help="seconds a tab waits between pages (jittered +-50%%; 0: back to back)")
     p.add_argument("--predict-models", type=int, default=5, help="trained runs chosen on Predict (0: skip)")
     p.add_argument("--predict-repeats", type=int, default=3, help="timed photo uploads on Predict")
     args = p.parse_args()
     home = Path(tempfile.mkdtemp(prefix="cnnviz-pages-"))
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, home {home}, {args.sessions} "
-          f"sessions, {args.students} students, {args.workers} workers x 1 thread", flush=True)
+          f"sessions ({args.think:g} s between pages), {args.students} students, {args.workers} workers x 1 thread", flush=True)
     began = time.time()
     proc, url = start_app(home, workers=args.workers, threads=1)
     try:

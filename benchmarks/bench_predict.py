@@ -83,7 +83,7 @@ def library(repeats: int) -> tuple[float, float]:
     model = get_model("resnet18", num_classes=1000).eval().requires_grad_(False)
     payload = {"image_size": 224, "resize_size": 256, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
                "classes": [f"class {i}" for i in range(1000)]}
-    picture = display_copy(photo())  # what the page hands the models: decoded once, shrunk to 1280 px
+    picture = display_copy(photo())  # what the page hands the models: decoded once, shrunk to MAX_SIDE px
     return timed(lambda: old_path(model, payload, picture), repeats), timed(lambda: new_path(model, payload, picture), repeats)
 
 

@@ -49,6 +49,22 @@ def test_every_format_from_bytes_and_path(tmp_path, ext):
         assert red[0] > 200 and red[2] < 60 and blue[2] > 200 and blue[0] < 60
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_big_jpeg_decodes_at_a_reduced_scale_that_still_covers_max_side(orientation):
+    """A 4000 x 3000 JPEG asked for 768 px decodes at 1/4 scale (1000 x 750), upright, the colours in place."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(two_colour(4000, 3000), "JPEG", exif=exif.tobytes())
+    image = load_image(data, max_side=768)
+    assert image.size == ((1000, 750) if orientation == 1 else (750, 1000))
+    assert max(image.size) >= 768
+    red = image.getpixel((10, 10) if orientation == 1 else (375, 10))
+    assert red[0] > 200 and red[2] < 60
+    assert load_image(data).size == ((4000, 3000) if orientation == 1 else (3000, 4000))  # no max_side: full size
+    png = encode(two_colour(1600, 1200), "PNG")
+    assert load_image(png, max_side=768).size == (1600, 1200)  # no DCT scaling outside JPEG: the caller shrinks it
+
+
 def test_exif_orientation_is_applied():
     """A phone photo stored sideways with Orientation=6 (rotate 90 clockwise) comes out upright."""
     exif = Image.Exif()
