@@ -620,3 +620,20 @@ def test_random_init_stand_ins_pass_the_honest_modes_check():
         plans = exp.plan(ex.Choices(size="quick", inits={arch: "none" for arch in exp.pretrained_archs}))
         for plan in plans:
             assert not [p for p in config_problems(plan.config) if "randomly initialised" in p], (key, plan.key)
+
+
+@pytest.mark.parametrize("test_acc,subset,caveat", [
+    (0.812, None, None),  # full data, matched the report: no excuse offered
+    (0.790, None, "runs of 8 epochs"),  # full data, fell short with fewer epochs than the report
+    (0.300, 100, "quick runs see far fewer images"),
+])
+def test_published_caveat_only_for_runs_that_fell_short(test_acc, subset, caveat):
+    exp = ex.get_experiment("exp5")
+    plan = {p.key: p for p in exp.plan(ex.Choices(size="full"))}["alexresnet"]
+    run = ex.Outcome(key="alexresnet", label=plan.label, config=plan.config.replace(epochs=8, subset=subset),
+                     best_val_acc=test_acc, test_acc=test_acc)
+    line = next(line for line in ex.conclude(exp, [run]) if line.startswith("Against the published"))
+    assert f"AlexResNet test {test_acc:.3f} vs test 0.808" in line
+    assert ("expect to fall short" in line) == (caveat is not None)
+    if caveat:
+        assert caveat in line

@@ -76,8 +76,9 @@ def run(args) -> int:
         ids.append(run_id)
     wall = time.time() - began
     outcomes = [ex.outcome_from_run(store.get(i), store.epochs(i)) for i in ids]
-    overrides = " ".join(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("subset", args.subset),
-                                                     ("epochs", args.epochs)) if v)
+    overrides = " ".join([*(f"--only {key}" for key in args.only or ()),
+                          *(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("subset", args.subset),
+                                                       ("epochs", args.epochs)) if v)])
     paths = write_results(exp, outcomes, size=args.size, out=args.out, wall_seconds=wall, store=store,
                           overrides=overrides)
     if args.json:

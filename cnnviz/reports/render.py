@@ -126,13 +126,13 @@ def _data_uri(png: bytes) -> str:
 def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
+    if isinstance(value, float):  # accuracies and losses to 4 decimals; seconds and counts to 1
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"
     return str(value)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table (numbers to 4 decimals, blanks for missing values)."""
+    """A DataFrame as a Markdown table (numbers below 10 to 4 decimals, larger ones to 1; blanks for missing values)."""
     header = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     for row in frame.itertuples(index=False):
