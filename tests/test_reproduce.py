@@ -21,7 +21,7 @@ def test_reproduce_quick_writes_the_table_with_the_published_column(tmp_path, mo
     for column in ("best val acc", "test acc", "time", "published", "published split", "compared on", "seconds"):
         assert f" {column} |" in header
     assert "## Published figures" in md and "| ResNet-18, 25 epochs (140 min) | 0.841 | test |" in md
-    assert "`--dataset shapes --subset 2 --epochs 1`" in md and "of wall time" in md
+    assert "`--only alexnet --only resnet18 --dataset shapes --subset 2 --epochs 1`" in md and "of wall time" in md
     assert "the dataset's own test split" in md  # which split each figure is
     assert [row["run"] for row in table] == ["AlexNet (plain)", "ResNet-18 (CIFAR stem)"]
     assert all(row["test acc"] and row["seconds"] for row in table)
