@@ -18,7 +18,8 @@ from typing import Sequence
 
 from cnnviz.cli import (lr_find, predict, prefetch, recipes, report, reproduce, runs, submit, summary, train,
                         worker)
-from cnnviz.cli.common import PROG, Parser, one_line, user_errors
+from cnnviz.cli.common import PROG, Parser, user_errors
+from cnnviz.training.messages import one_line
 
 COMMANDS = (summary, train, recipes, lr_find, submit, worker, predict, runs, prefetch, reproduce,
             report)  # in the order --help lists them

@@ -33,12 +33,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (its type's name when it has none)."""
-    text = " ".join(part.strip() for part in str(exc).strip().splitlines() if part.strip())
-    return text or type(exc).__name__
-
-
 def print_json(data: Any) -> None:
     """Print ``data`` as the command's one JSON document on stdout."""
     json.dump(data, sys.stdout, indent=2, default=str)

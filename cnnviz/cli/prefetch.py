@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from cnnviz.cli.common import decode_progress, imagenet_weights_name, one_line, print_json
+from cnnviz.cli.common import decode_progress, imagenet_weights_name, print_json
+from cnnviz.training.messages import one_line
 
 
 def add_parser(sub) -> None:

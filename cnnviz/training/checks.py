@@ -18,6 +18,7 @@ from cnnviz.data import DatasetError, get_dataset_spec
 from cnnviz.inspect import check_input_size
 from cnnviz.models import WeightsError, get_model, get_spec, hub_checkpoints_dir, resolve_options, weights_file_name
 from cnnviz.training.config import ConfigError, TrainConfig, validate
+from cnnviz.training.messages import one_line
 from cnnviz.training.modes import INPUT
 
 
@@ -55,7 +56,7 @@ def init_problem(config: TrainConfig) -> str | None:
         # Any class count tells: a head of another size is replaced after the weights have loaded.
         get_model(config.arch, num_classes=2, options=config.options, init=config.init)
     except WeightsError as exc:
-        return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        return one_line(exc)
     return None
 
 
