@@ -71,14 +71,14 @@ class Speed:
     setup: list[float]  # per finished run: its time outside the epochs (decoding data, frozen features)
 
 
-def _matches(run: Run, *, arch: str, image_size: int, mode: str, options: dict | None,
-             probe_layer: str | None) -> bool:
+def _matches(run: Run, *, arch: str, image_size: int, mode: str, options: dict, probe_layer: str | None) -> bool:
     # Options (depth, SE blocks) and the probed layer change the work per image as much as the architecture does.
+    # ``options`` comes resolved; a stored run's are resolved only once everything cheaper matched.
     cfg = run.config
     size = run.image_size or cfg.image_size
     same_probe = mode != "probe" or cfg.probe_layer == probe_layer
     return (cfg.arch == arch and cfg.mode == mode and size == image_size and same_probe
-            and _resolved(arch, cfg.options) == _resolved(arch, options))
+            and _resolved(arch, cfg.options) == options)
 
 
 def _resolved(arch: str, options: dict | None) -> dict:
@@ -96,10 +96,11 @@ def measured_speed(store: RunStore, *, arch: str, image_size: int, mode: str, op
     """The last ``last`` epochs of runs of ``arch`` (with ``options``) at ``image_size`` px in ``mode`` on this server."""
     per_image: list[float] = []
     setup: list[float] = []
+    wanted = _resolved(arch, options)
     for run in store.list()[:SCAN_RUNS]:
         if len(per_image) >= last:
             break
-        if not _matches(run, arch=arch, image_size=image_size, mode=mode, options=options, probe_layer=probe_layer):
+        if not _matches(run, arch=arch, image_size=image_size, mode=mode, options=wanted, probe_layer=probe_layer):
             continue
         rows = [r for r in store.epochs(run.id) if r.get("seconds")]
         if not rows:
