@@ -92,7 +92,6 @@ def format_bytes(n: float) -> str:
 
 def _key(name: str, options: dict[str, Any] | None) -> tuple:
     """A hashable cache key of the resolved options (validates them too)."""
-
     return tuple(sorted(resolve_options(name, options).items()))
 
 
@@ -103,7 +102,6 @@ def summarize(name: str, *, options: dict[str, Any] | None = None, num_classes: 
     ``frozen=True`` shows the "freeze" phase (only the head trains); ``depth`` limits how
     deep nested modules are listed. Raises ValueError for an unknown option or too small input.
     """
-
     size = image_size or get_spec(name).default_size
     return _sized(name, size, options, _summarize, name, _key(name, options), num_classes, size, frozen, depth)
 
@@ -114,7 +112,6 @@ def _sized(name: str, size: int, options: dict[str, Any] | None, work, *args):
     The input-size search only runs when the forward pass fails, so the usual case costs
     no extra forward pass.
     """
-
     if size < get_spec(name).min_size:
         check_input_size(name, size, options)
     try:
@@ -126,8 +123,6 @@ def _sized(name: str, size: int, options: dict[str, Any] | None, work, *args):
 
 @functools.lru_cache(maxsize=256)
 def _summarize(name: str, key: tuple, num_classes: int, size: int, frozen: bool, depth: int) -> Summary:
-
-
     model = meta_model(name, num_classes=num_classes, options=dict(key)).eval()
     if frozen:
         freeze_backbone(model)
@@ -160,7 +155,6 @@ def _flat_shape(size: Any) -> list[int]:
 
 
 def _count_flops(model: nn.Module, x) -> int:
-
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops())
@@ -169,15 +163,12 @@ def _count_flops(model: nn.Module, x) -> int:
 def model_cost(name: str, *, options: dict[str, Any] | None = None, num_classes: int = 1000,
                image_size: int | None = None) -> tuple[int, int]:
     """(parameters, FLOPs) of ``name`` at ``image_size``: the fast path for cost figures."""
-
     size = image_size or get_spec(name).default_size
     return _sized(name, size, options, _cost, name, _key(name, options), num_classes, size)
 
 
 @functools.lru_cache(maxsize=512)
 def _cost(name: str, key: tuple, num_classes: int, size: int) -> tuple[int, int]:
-
-
     model = meta_model(name, num_classes=num_classes, options=dict(key)).eval()
     params = sum(p.numel() for p in model.parameters())
     return params, _count_flops(model, torch.zeros(1, 3, size, size, device="meta"))
@@ -191,7 +182,6 @@ def min_input_size(name: str, options: dict[str, Any] | None = None) -> int:
 
 @functools.lru_cache(maxsize=256)
 def _geometric_min(name: str, key: tuple) -> int:
-
     model = meta_model(name, num_classes=10, options=dict(key)).eval()
     floor = get_spec(name).min_size
     if _fits(model, floor):  # the usual case: one shape-only forward, no search
@@ -206,7 +196,6 @@ def _geometric_min(name: str, key: tuple) -> int:
 
 
 def _fits(model: nn.Module, size: int) -> bool:
-
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, size, size, device="meta"))
@@ -227,7 +216,6 @@ def check_input_size(name: str, image_size: int, options: dict[str, Any] | None 
 def block_diagram(name: str, options: dict[str, Any] | None = None) -> str:
     """A graphviz DOT string of the network's blocks: dashed arrows are shortcuts into a
     (+) node (one per residual block), orange hexagons are squeeze-and-excitation blocks."""
-
     spec = get_spec(name)
     resolved = resolve_options(name, options)
     stages = spec.diagram(resolved) if spec.diagram else [Stage("model", spec.label)]

@@ -536,5 +536,3 @@ class Trainer:
             layout.update(probe_grid=learner.probe_grid, probe_features=learner.probe_features)
         return layout
 
-
-# -- helpers --------------------------------------------------------------------------------------
