@@ -237,19 +237,25 @@ def test_pool_sizes_and_cnnviz_workers_0_starts_none(tmp_path, monkeypatch):
     assert ensure_workers(RunStore(tmp_path / "home")) is None
 
 
-def test_the_train_page_lists_your_queued_run(monkeypatch):
+def train_page_as(student: str):
+    """The Train page drawn through the router for ``student`` (``?student=``), checked to have no exception."""
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("CNNVIZ_WORKERS", "0")
-    store = RunStore()
-    mine = submit(tiny(name="mine"), student="zoe", store=store)
-    submit(tiny(name="theirs"), student="max", store=store)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["student"] = "zoe"
+    at.query_params["student"] = student
     at.run()
     at.switch_page("pages/train.py")
     at.run()
     assert not at.exception, at.exception
+    return at
+
+
+def test_the_train_page_lists_your_queued_run(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_WORKERS", "0")
+    store = RunStore()
+    mine = submit(tiny(name="mine"), student="zoe", store=store)
+    submit(tiny(name="theirs"), student="max", store=store)
+    at = train_page_as("zoe")
     links = [link.proto.label for link in at.get("page_link")]
     assert any(f"Run {mine}: mine" in label and "position 1 in the queue" in label for label in links), links
     assert not any("theirs" in label for label in links)
@@ -257,20 +263,13 @@ def test_the_train_page_lists_your_queued_run(monkeypatch):
 
 
 def test_your_runs_say_what_each_run_is_without_repeating_its_id(monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
     monkeypatch.setenv("CNNVIZ_WORKERS", "0")
     store = RunStore()
     training = store.create(tiny(epochs=3), status="running", student="zoe")
     store.record_epoch(training, {"epoch": 1, "val_acc": 0.5, "seconds": 1.0})
     waiting = submit(tiny(), student="zoe", store=store)
     named = submit(tiny(name="mine"), student="zoe", store=store)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.query_params["student"] = "zoe"
-    at.run()
-    at.switch_page("pages/train.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = train_page_as("zoe")
     links = [link.proto.label for link in at.get("page_link") if link.proto.label.startswith("Run ")]
     assert links == [f"Run {training}: alexnet_cifar on shapes · running, epoch 2 of 3",
                      f"Run {waiting}: alexnet_cifar on shapes · position 1 in the queue",
