@@ -416,6 +416,17 @@ def test_cifar_preset_is_an_exact_shift_or_flip():
         assert found
 
 
+def test_translate_preset_shifts_at_most_2_px_with_a_reflected_border():
+    x = torch.arange(8 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(8, 3, 32, 32)
+    out = augment_batch(x, "translate", generator=torch.Generator().manual_seed(3))
+    reflected = torch.nn.functional.pad(x.float(), (2, 2, 2, 2), mode="reflect").to(torch.uint8)
+    for i in range(len(x)):
+        crops = [cand[:, dy:dy + 32, dx:dx + 32] for cand in (reflected[i], reflected[i].flip(-1))
+                 for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], crop) for crop in crops)  # a whole crop: no zero border anywhere
+    assert not all(torch.equal(out[i], x[i]) for i in range(len(x)))
+
+
 def test_alexnet_pca_noise_shifts_colour_per_picture():
     x = torch.rand(6, 3, 16, 16)
     shifted = data.augment.pca_colour_noise(x, generator=torch.Generator().manual_seed(0))

@@ -253,6 +253,17 @@ def test_train_again_fills_any_config_and_diverged_runs_say_what_to_do():
     assert not at.warning, [w.value for w in at.warning]  # no "default value and Session State" clashes
 
 
+def test_every_setting_of_the_schema_has_a_widget_a_student_can_change():
+    """A field the widget table maps (``ui`` set) is drawn on the page, so a recipe's trick can be switched off."""
+    from cnnviz.ui import logic
+
+    at = open_train()
+    drawn = {w.key for kind in ("number_input", "selectbox", "select_slider", "toggle", "text_input")
+             for w in getattr(at, kind)}
+    missing = [logic.widget_key(f) for f in logic.form_fields() if logic.widget_key(f) not in drawn]
+    assert not missing, f"no widget on the Train page for {missing}"
+
+
 def test_choosing_a_recipe_fills_the_form():
     from cnnviz import recipes
     from cnnviz.ui import logic

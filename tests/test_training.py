@@ -275,6 +275,32 @@ def test_optimizer_and_scheduler_combinations(optimizer, scheduler):
         assert lrs[1] != lrs[0]
 
 
+def test_linear_schedule_is_airbenchs_triangle():
+    from cnnviz.training import parts
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=1.0, momentum=0.85, nesterov=True)
+    scheduler, per_batch = parts._scheduler(TrainConfig(scheduler="linear", lr=1.0), optimizer, steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert per_batch and lrs[0] == pytest.approx(0.2)
+    assert max(lrs) == pytest.approx(1.0, abs=0.01) and 20 <= lrs.index(max(lrs)) <= 24
+    assert lrs[-1] == pytest.approx(0.07, abs=0.01)
+    assert optimizer.param_groups[0]["momentum"] == 0.85  # the momentum stays as asked: no cycling
+
+
+def test_nesterov_needs_sgd_with_momentum():
+    from cnnviz.training.config import ConfigError
+
+    assert TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True).nesterov
+    for bad in (dict(optimizer="adam"), dict(optimizer="sgd", momentum=0.0)):
+        with pytest.raises(ConfigError, match="nesterov"):
+            TrainConfig(nesterov=True, **bad)
+
+
 def test_same_seed_same_run_other_seed_other_run():
     config = tiny(epochs=2, augment="cifar")
     a, b, c = train(config), train(config), train(config.replace(seed=1))

@@ -21,6 +21,8 @@ AUG_PRESETS = {
     "none": "no augmentation: every epoch sees the same pictures",
     "standard": "random resized crop (25-100% of the area, aspect 3:4-4:3) + horizontal flip",
     "cifar": "pad 4 px (at 32 px; scaled with the size), random crop back + horizontal flip",
+    "translate": "pad 2 px by reflection (at 32 px; scaled with the size), random crop back + horizontal flip "
+                 "(airbench's lighter shift, for short runs)",
     "alexnet": "random crop of 224/256 of the side + horizontal flip + PCA colour noise (Krizhevsky et al. 2012)",
 }
 STANDARD_SCALE = (0.25, 1.0)  # not torchvision's 0.08: our pictures are already centre-cropped at the training size
@@ -58,11 +60,16 @@ def _random_resized_crop(images: torch.Tensor, generator) -> torch.Tensor:
     return _affine_crop(images, w, h, flip, generator)
 
 
-def _pad_crop_flip(images: torch.Tensor, generator) -> torch.Tensor:
-    """CIFAR recipe: zero-pad, take a random crop of the original size, flip half (exact integer gather)."""
+def _pad_crop_flip(images: torch.Tensor, generator, *, pad_at_32: int = 4, mode: str = "constant") -> torch.Tensor:
+    """CIFAR recipe: pad (zeros, or ``mode="reflect"``), take a random crop of the original size, flip half (exact
+    integer gather). The padding is ``pad_at_32`` pixels at 32 px, scaled with the image side."""
     n, _, height, width = images.shape
-    pad = max(1, round(4 * height / 32))
-    padded = F.pad(images, (pad, pad, pad, pad))
+    pad = max(1, round(pad_at_32 * height / 32))
+    if mode == "constant":
+        padded = F.pad(images, (pad, pad, pad, pad))
+    else:  # reflection needs a float tensor, and a pad smaller than the side
+        pad = max(0, min(pad, height - 1, width - 1))
+        padded = F.pad(images.float(), (pad, pad, pad, pad), mode=mode).to(images.dtype)
     dev = images.device
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
@@ -111,6 +118,8 @@ def augment_batch(images: torch.Tensor, preset: str, *, generator: torch.Generat
         return images
     if preset == "cifar":
         return _pad_crop_flip(images, generator)
+    if preset == "translate":
+        return _pad_crop_flip(images, generator, pad_at_32=2, mode="reflect")
     if preset == "standard":
         return _to_uint8(_random_resized_crop(images, generator))
     n = images.shape[0]

@@ -17,9 +17,9 @@ from typing import Any
 
 MODES = ("scratch", "finetune", "freeze", "probe")
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle")
+SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle", "linear")
 LOSSES = ("ce", "bce")
-AUGMENTS = ("none", "standard", "cifar", "alexnet")
+AUGMENTS = ("none", "standard", "cifar", "translate", "alexnet")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LABEL_SETS = ("fine", "coarse")
 VAL_SPLITS = ("official", "random")
@@ -96,17 +96,22 @@ class TrainConfig:
                      low=0, open_low=True, section="optimisation", ui="select")
     optimizer: str = knob("sgd", help="optimiser", choices=OPTIMIZERS, section="optimisation", ui="select")
     momentum: float = knob(0.9, help="SGD momentum (AlexNet paper: 0.9)", low=0, high=0.999, section="advanced")
+    # airbench's optimiser (Jordan 2024); Sutskever et al. 2013
+    nesterov: bool = knob(False, help="Nesterov momentum (SGD with momentum only)", section="advanced", ui="toggle")
     weight_decay: float = knob(5e-4, help="L2 weight decay (AlexNet paper: 5e-4)", low=0, high=0.1,
                                section="advanced")
-    scheduler: str = knob("none", help="learning-rate schedule; plateau divides it by 10 when validation stalls",
+    scheduler: str = knob("none", help="learning-rate schedule; plateau divides it by 10 when validation stalls; "
+                                       "onecycle: cosine up to lr and down (Smith 2018); linear: straight up from "
+                                       "0.2 lr to lr over 23 percent of the steps, then down to 0.07 lr (airbench)",
                           choices=SCHEDULERS, section="optimisation", ui="select")
     # the PyTorch transfer-learning tutorial's choice
     step_size: int = knob(7, help="step scheduler: epochs between lr/10", low=1, section="advanced")
     label_smoothing: float = knob(0.0, help="cross-entropy label smoothing", low=0, high=0.5, section="advanced")
     loss: str = knob("ce", help="ce: cross-entropy; bce: BCE-with-logits on a single logit (two classes only)",
                      choices=LOSSES, section="advanced", ui="select")
-    augment: str = knob("none", help="standard: random crop + flip; cifar: pad-crop + flip; alexnet: crops, "
-                                     "flips and PCA colour noise", choices=AUGMENTS, section="optimisation",
+    augment: str = knob("none", help="standard: random crop + flip; cifar: pad 4 px, crop + flip; translate: "
+                                     "pad 2 px by reflection, crop + flip (airbench); alexnet: crops, flips and "
+                                     "PCA colour noise", choices=AUGMENTS, section="optimisation",
                         ui="select")
     # None: the architecture's default size (capped by the dataset's native size where sensible)
     image_size: int | None = knob(None, help="input side in pixels (0: the architecture's default)", low=1,
@@ -225,4 +230,6 @@ def validate(config: TrainConfig) -> list[str]:
     problems = [p for f in knobs() if (p := _problem(f, getattr(config, f.name))) is not None]
     if config.mode == "probe" and not config.probe_layer:
         problems.append("probe mode needs probe_layer (a probe point of the architecture, or 'input')")
+    if config.nesterov and (config.optimizer != "sgd" or config.momentum <= 0):
+        problems.append("nesterov needs the sgd optimizer with momentum above 0")
     return problems

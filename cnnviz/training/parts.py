@@ -23,6 +23,8 @@ from .config import TrainConfig
 from .modes import INPUT
 
 PLATEAU_PATIENCE = 2  # epochs without a better validation error before lr /= 10 (AlexNet's "stopped improving")
+# airbench's "linear" schedule (lib_airbench94.train: lr_peak 0.23, lr_end 0.07, warm-up from 0.2): fractions of lr
+LINEAR_PEAK_AT, LINEAR_START, LINEAR_END = 0.23, 0.2, 0.07
 
 
 def evaluation_logits(model: torch.nn.Module, x: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
@@ -50,7 +52,8 @@ def _optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.o
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               nesterov=config.nesterov)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -67,18 +70,26 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, *, steps: 
         return sched.CosineAnnealingLR(optimizer, T_max=max(steps, 1)), True
     if config.scheduler == "onecycle":  # config.lr is the peak
         return sched.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(steps, 1)), True
+    if config.scheduler == "linear":  # airbench's triangle: 0.2 lr -> lr over 23% of the steps -> 0.07 lr
+        return sched.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(steps, 1), pct_start=LINEAR_PEAK_AT,
+                                anneal_strategy="linear", cycle_momentum=False, div_factor=1 / LINEAR_START,
+                                final_div_factor=LINEAR_START / LINEAR_END, three_phase=False), True
     return None, False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision ``"auto"`` stands for on ``device``: bf16 (or fp16) on a GPU, bf16 on a CPU with AMX, else
+    fp32. Other values are returned as they are."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if device.type == "cpu" and cpu_bf16_is_fast() else "fp32"
 
 
 def _precision(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
     """(autocast context factory, GradScaler or None) for ``precision`` on ``device``."""
-    if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and _cpu_has_amx():
-            precision = "bf16"
-        else:
-            precision = "fp32"
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext, None
     if precision == "fp16" and device.type != "cuda":
@@ -86,16 +97,6 @@ def _precision(precision: str, device: torch.device) -> tuple[Callable[[], Any],
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None  # fp16 gradients underflow unscaled
     return functools.partial(torch.autocast, device.type, dtype=dtype), scaler
-
-
-@functools.lru_cache(maxsize=1)
-def _cpu_has_amx() -> bool:
-    """AMX tiles make bf16 convolutions fast; AVX512-BF16 alone measured slower than fp32 (benchmarks/README.md)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            return cpu_bf16_is_fast() and "amx_bf16" in fh.read()
-    except OSError:
-        return False
 
 
 def _wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:

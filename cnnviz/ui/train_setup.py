@@ -372,9 +372,11 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                       persist_state=PERSIST, help="Images are resized to this before the network sees them.")
     c[1].number_input("Images per class (0 = all)", min_value=0, step=50, key="train_subset", persist_state=PERSIST)
     c[2].selectbox("Augmentation", AUGMENTS, key="train_augment", persist_state=PERSIST,
-                   help="standard: random crop + flip; cifar: pad-crop + flip; alexnet: crops, flips and PCA colour noise.")
+                   help="standard: random crop + flip; cifar: pad 4 px, crop + flip; translate: reflect-pad 2 px, crop + "
+                        "flip (airbench, for short runs); alexnet: crops, flips and PCA colour noise.")
     c[3].selectbox("LR schedule", SCHEDULERS, key="train_scheduler", persist_state=PERSIST,
-                   help="plateau divides the rate by 10 when validation loss stalls (AlexNet).")
+                   help="plateau divides the rate by 10 when validation loss stalls (AlexNet); onecycle rises to the rate "
+                        "and falls on a cosine; linear is airbench's straight-line triangle.")
     with st.expander("More settings"):
         c = st.columns(4)
         c[0].number_input("Momentum", **number_bounds("momentum"), step=0.05, key="train_momentum",
@@ -400,7 +402,19 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                           help="For the step schedule: divide by 10 every this many epochs.")
         c = st.columns(4)
         c[0].selectbox("Precision", PRECISIONS, key="train_precision", persist_state=PERSIST,
-                       help="auto: mixed precision on a GPU, float32 on most CPUs.")
+                       help="auto: mixed precision on a GPU, and bf16 on a CPU with AMX tiles; float32 elsewhere.")
+        c[1].number_input("Weight average (EMA) decay", **number_bounds("ema_decay"), step=0.01, format="%g",
+                          key="train_ema_decay", persist_state=PERSIST,
+                          help="Validate a moving average of the weights, updated after every batch with this "
+                               "decay (0.98: about the last 50 batches); 0 turns it off.")
+        c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST,
+                    help="SGD looks ahead along its momentum before taking the gradient (airbench uses it).")
+        c[3].toggle("Flip test-time augmentation", key="train_tta_flip", persist_state=PERSIST,
+                    help="Evaluate each picture and its mirror image and average the two answers.")
+        c = st.columns(4)
+        c[0].number_input("Test images per class (0 = all)", min_value=0, step=50, key="train_test_subset",
+                          persist_state=PERSIST, help="The test set is evaluated once, after the last epoch, on the "
+                                                      "best-validation weights; it never chooses the epoch.")
         c[1].toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
                     help="Per-layer gradient norms each epoch (the degradation experiment).")
     st.caption("Defaults: " + "; ".join(why) + ".")
