@@ -79,8 +79,10 @@ def measure_throughput(width: int, width_factor: int, batch_size: int, precision
     return batch_size / sorted(times)[len(times) // 2]
 
 
-def plain_throughput(folder: Path, *, width: int, batch_size: int, batches: int, workers: int) -> float:
-    """Training images per second of a plain ImageFolder + DataLoader + PIL-transform loop on the same network."""
+def plain_throughput(folder: Path, *, width: int, width_factor: int, whiten: bool, batch_size: int, batches: int,
+                     workers: int) -> float:
+    """Training images per second of a plain ImageFolder + DataLoader + PIL-transform loop on the same network
+    (fp32, NCHW: the loop a tutorial writes)."""
     import torch
     import torchvision
     from torchvision import transforms as T
@@ -89,7 +91,7 @@ def plain_throughput(folder: Path, *, width: int, batch_size: int, batches: int,
                     T.Normalize(CIFAR_MEAN, CIFAR_STD)])
     data = torchvision.datasets.ImageFolder(str(folder / "train"), tf)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, num_workers=workers)
-    model = build(width).train()
+    model = build(width, width_factor, whiten).train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     seen, began = 0, time.perf_counter()
     for i, (x, y) in enumerate(loader):
@@ -108,7 +110,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=600, help="seconds the whole run should fit (decoding included)")
     p.add_argument("--epochs", type=int, default=None, help="epochs instead of the recipe's")
     p.add_argument("--fit-budget", action="store_true",
-                   help="choose the epochs that fit --budget from a short throughput measurement")
+                   help="choose the epochs that fit --budget from a short throughput measurement (not with --epochs)")
     p.add_argument("--width", type=int, default=None, help="channels of the first group (recipe: 64)")
     p.add_argument("--width-factor", type=int, default=None, help="groups 2 and 3 have width x this (airbench94: 4)")
     p.add_argument("--batch-size", type=int, default=None)
@@ -132,6 +134,8 @@ def main() -> None:
     p.add_argument("--plain-batches", type=int, default=20)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
+    if args.fit_budget and args.epochs is not None:
+        p.error("--fit-budget chooses the epochs itself: give it or --epochs, not both")
     common.setup(args)
 
     import torch
@@ -180,6 +184,7 @@ def main() -> None:
           f"{config.batch_size}, {config.scheduler} schedule, peak lr {lr:g}, {config.augment} augmentation, "
           f"nesterov {config.nesterov}, {resolve_precision(config.precision, torch.device('cpu'))}, "
           f"{torch.get_num_threads()} threads")
+    precision = resolve_precision(config.precision, torch.device("cpu"))
     test = f"{result.test_acc:.4f}" if result.test_acc is not None else "none"
     fits = "within" if total <= args.budget else "over"
     print(f"test accuracy {test} on the best-validation weights (epoch {result.best_epoch}, val acc "
@@ -188,10 +193,11 @@ def main() -> None:
     if args.plain_batches <= 0:
         return
     folder = common.extract(Path(args.data_root) / "cifar10.zip", "cifar10")
-    plain_rate = plain_throughput(folder, width=width, batch_size=config.batch_size, batches=args.plain_batches,
-                                  workers=args.workers)
-    rows = [{"loop": "plain (ImageFolder + PIL transforms)", "train img/s": plain_rate, "speed-up": 1.0},
-            {"loop": "cnnviz (decoded tensors, batched augmentation)", "train img/s": cnnviz_rate,
+    plain_rate = plain_throughput(folder, width=width, width_factor=factor, whiten=config.options["whiten"],
+                                  batch_size=config.batch_size, batches=args.plain_batches, workers=args.workers)
+    rows = [{"loop": "plain (ImageFolder + PIL transforms, fp32 NCHW)", "train img/s": plain_rate, "speed-up": 1.0},
+            {"loop": f"cnnviz (decoded tensors, batched augmentation, {precision} channels-last)",
+             "train img/s": cnnviz_rate,
              "speed-up": cnnviz_rate / plain_rate}]
     print(common.table(rows, ["loop", "train img/s", "speed-up"]))
 

@@ -70,7 +70,8 @@ def recipe(*, arch: str, dataset: str, mode: str, default_size: int = 224, min_s
     why: list[str] = []
     values: dict[str, Any] = {
         "epochs": EPOCHS.get(dataset, 5), "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
-        "weight_decay": 5e-4, "scheduler": "none", "augment": "none", "label_smoothing": 0.0, "loss": "ce",
+        "weight_decay": 5e-4, "nesterov": False, "scheduler": "none", "augment": "none", "label_smoothing": 0.0,
+        "loss": "ce",
         "subset": SUBSET.get(dataset), "val_subset": VAL_SUBSET.get(dataset), "seed": 0, "val_split": "official",
     }
     values["image_size"] = default_image_size(default_size=default_size, min_size=min_size,
@@ -328,8 +329,11 @@ REFERENCE_STEP = ("resnet18", 64)  # (arch, px) timed when no finished run has m
 
 
 def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None = None,
-                             batch: int | None = None, device: str = "auto") -> float:
+                             batch: int | None = None, device: str = "auto", precision: str = "auto") -> float:
     """Time one training step (forward + backward) of ``arch`` on random images; FLOP/s achieved.
+
+    The step runs as the trainer runs it: channels-last, at ``precision`` (``"auto"``: bf16 on a CPU
+    with AMX, mixed precision on a GPU, else fp32).
 
     The batch is sized so the step does about ``MEASURE_FLOPS`` of work (4 to 64
     images): small batches under-use the device, big ones make the page wait.
@@ -341,16 +345,24 @@ def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None
     from cnnviz.inspect import model_cost
     from cnnviz.models import get_model
 
+    from cnnviz.training.parts import resolve_precision
+
     dev = pick_device(device)
     _, flops = model_cost(arch, options=options, num_classes=10, image_size=image_size)
     batch = batch or int(min(64, max(4, MEASURE_FLOPS // max(TRAIN_COST["scratch"] * flops, 1))))
     model = get_model(arch, num_classes=10, options=options).to(dev).train()
     images = torch.randn(batch, 3, image_size, image_size, device=dev)
+    if dev.type in ("cpu", "cuda"):  # as the trainer runs a conv net: channels-last
+        model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
+    precision = resolve_precision(precision, dev)
+    autocast = torch.autocast(dev.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+                              enabled=precision in ("bf16", "fp16"))
     labels = torch.zeros(batch, dtype=torch.long, device=dev)
     timings = []
     for _ in range(2):
         start = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(model(images), labels)
+        with autocast:
+            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
         loss.backward()
         if dev.type == "cuda":
             torch.cuda.synchronize()

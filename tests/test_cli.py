@@ -355,6 +355,20 @@ def test_unset_flags_keep_the_recipe():
     assert config_from_args(args) == named_recipe("hymenoptera-freeze").config(lr=0.01)
 
 
+def test_a_recipes_switches_turn_off_from_the_command_line():
+    """Every on/off setting has --x and --no-x, so a recipe's trick can be switched off to see what it was worth."""
+    from cnnviz.cli import build_parser
+    from cnnviz.cli.train import config_from_args
+    from cnnviz.recipes import named_recipe
+
+    recipe = named_recipe("cifar10-10min").config()
+    assert recipe.nesterov and recipe.tta_flip
+    args = build_parser().parse_args(["train", "--recipe", "cifar10-10min", "--no-nesterov", "--no-tta-flip"])
+    assert config_from_args(args) == recipe.replace(nesterov=False, tta_flip=False)
+    args = build_parser().parse_args(["train", "--dataset", "shapes", "--tta-flip"])
+    assert config_from_args(args).tta_flip
+
+
 @pytest.mark.parametrize("mode", ["freeze", "probe"])
 def test_random_backbone_refused_from_the_real_entry_point(mode):
     result = cli("train", "--arch", "resnet18", "--dataset", "shapes", "--mode", mode, "--init", "none",

@@ -3,6 +3,8 @@ and the datasets start from what learns (ImageNet features on photos)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from cnnviz import recipes
@@ -69,3 +71,12 @@ def test_a_named_architecture_trains_from_scratch_unless_told():
     assert recipes.default_config(dataset="hymenoptera", mode="freeze").arch == "resnet18"
     assert recipes.default_config(arch="resnet18", mode="freeze").init == "imagenet"
     assert recipes.default_config(arch="cifar_resnet", mode="finetune").init == "none"  # it has no weights
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
+def test_the_first_speed_guess_times_a_step_at_the_trainers_precision(precision):
+    from cnnviz.recipes import measure_flops_per_second
+
+    rate = measure_flops_per_second(arch="cifar_resnet", image_size=16, options={"depth": 20}, batch=4,
+                                    device="cpu", precision=precision)
+    assert math.isfinite(rate) and rate > 0

@@ -271,7 +271,7 @@ def test_optimizer_and_scheduler_combinations(optimizer, scheduler):
         assert lrs == [lr, lr]
     elif scheduler == "step":
         assert lrs == pytest.approx([lr, lr / 10])
-    elif scheduler in ("cosine", "onecycle"):
+    elif scheduler in ("cosine", "onecycle", "linear"):
         assert lrs[1] != lrs[0]
 
 
@@ -293,7 +293,12 @@ def test_linear_schedule_is_airbenchs_triangle():
 
 
 def test_nesterov_needs_sgd_with_momentum():
+    from cnnviz.training import parts
     from cnnviz.training.config import ConfigError
+
+    weights = [torch.nn.Parameter(torch.zeros(2))]
+    assert parts._optimizer(TrainConfig(nesterov=True), weights).defaults["nesterov"] is True
+    assert parts._optimizer(TrainConfig(), weights).defaults["nesterov"] is False
 
     assert TrainConfig(optimizer="sgd", momentum=0.9, nesterov=True).nesterov
     for bad in (dict(optimizer="adam"), dict(optimizer="sgd", momentum=0.0)):

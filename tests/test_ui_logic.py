@@ -141,6 +141,14 @@ BASE = {"train_dataset": "shapes", "train_model": "alexnet_cifar", "train_mode":
         "train_subset": 0, "train_val_subset": 5, "train_augment": "none", "train_name": "  my run "}
 
 
+def test_nesterov_left_on_is_dropped_when_the_optimiser_is_not_sgd_with_momentum():
+    """The toggle is greyed out for Adam or momentum 0; a value left on from a recipe must not block the run."""
+    on = {**BASE, "train_nesterov": True, "train_momentum": 0.85}
+    assert logic.build_train_config(on, options={}).nesterov
+    assert not logic.build_train_config({**on, "train_optimizer": "adam"}, options={}).nesterov
+    assert not logic.build_train_config({**on, "train_momentum": 0.0}, options={}).nesterov
+
+
 def test_build_scratch_config():
     config = logic.build_train_config(BASE, options={"se_2": True})
     assert isinstance(config, TrainConfig)

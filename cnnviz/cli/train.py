@@ -61,7 +61,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         base, optional = value_type(f)
         help = meta["help"] + (" (0: none)" if optional and base is int and "0:" not in meta["help"] else "")
         if base is bool:
-            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=help)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help)
         else:
             p.add_argument(flag, dest=f.name, type=base, choices=meta["choices"], default=None, help=help)
 

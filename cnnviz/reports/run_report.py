@@ -36,8 +36,12 @@ def describe_config(config) -> str:
             f"{' (' + config.labels + ' labels)' if config.labels != 'fine' else ''}, using {subset}, for "
             f"{config.epochs} epoch(s) of batches of {config.batch_size}: {config.optimizer.upper()} at learning rate "
             f"{config.lr:g}, weight decay {config.weight_decay:g}"
-            f"{f', momentum {config.momentum:g}' if config.optimizer == 'sgd' else ''}, schedule {config.scheduler}, "
-            f"augmentation {config.augment}, loss {config.loss}, seed {config.seed}.")
+            f"{f', momentum {config.momentum:g}' if config.optimizer == 'sgd' else ''}"
+            f"{' (Nesterov)' if config.nesterov else ''}, schedule {config.scheduler}, "
+            f"augmentation {config.augment}"
+            f"{f', label smoothing {config.label_smoothing:g}' if config.label_smoothing else ''}, loss {config.loss}"
+            f"{f', weights averaged (EMA {config.ema_decay:g} per batch)' if config.ema_decay else ''}"
+            f"{', flip test-time augmentation' if config.tta_flip else ''}, seed {config.seed}.")
     return text
 
 

@@ -224,6 +224,8 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
 
     get = values.get
     table = {f.name: _from_widget(f, values[widget_key(f)]) for f in form_fields() if widget_key(f) in values}
+    if table.get("optimizer", "sgd") != "sgd" or table.get("momentum", 1) == 0:
+        table["nesterov"] = False  # Nesterov is a kind of SGD momentum: the page greys its toggle out otherwise
     dataset = get("train_dataset", "shapes")
     mode = get("train_mode", "scratch")
     init_kind = "none" if mode == "scratch" else get("train_init", "none")

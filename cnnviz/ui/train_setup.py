@@ -407,8 +407,10 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                           key="train_ema_decay", persist_state=PERSIST,
                           help="Validate a moving average of the weights, updated after every batch with this "
                                "decay (0.98: about the last 50 batches); 0 turns it off.")
-        c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST,
-                    help="SGD looks ahead along its momentum before taking the gradient (airbench uses it).")
+        plain_sgd = st.session_state.get("train_optimizer") == "sgd" and st.session_state.get("train_momentum") != 0
+        c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST, disabled=not plain_sgd,
+                    help="SGD looks ahead along its momentum before taking the gradient (airbench uses it). "
+                         "For SGD with momentum only.")
         c[3].toggle("Flip test-time augmentation", key="train_tta_flip", persist_state=PERSIST,
                     help="Evaluate each picture and its mirror image and average the two answers.")
         c = st.columns(4)
