@@ -35,3 +35,31 @@ def test_reproduce_refuses_an_unknown_run_key(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CNNVIZ_HOME", str(tmp_path / "home"))
     assert main(["reproduce", "exp5", "--only", "nope", "--out", str(tmp_path)]) == 2
     assert "plans no run 'nope'" in capsys.readouterr().err
+
+
+def test_reproduce_from_runs_assembles_the_table_without_training(tmp_path, monkeypatch, capsys):
+    """Runs trained on different days become one table; each departure from the plan is named; nothing trains."""
+    monkeypatch.setenv("CNNVIZ_HOME", str(tmp_path / "home"))
+    first = ["reproduce", "exp5", "--size", "quick", "--dataset", "shapes", "--subset", "2", "--out", str(tmp_path)]
+    assert main([*first, "--only", "alexnet", "--epochs", "1", "--json"]) == 0
+    a = json.loads(capsys.readouterr().out)["runs"]
+    assert main([*first, "--only", "alexse-1", "--epochs", "2", "--json"]) == 0
+    b = json.loads(capsys.readouterr().out)["runs"]
+    store = RunStore(tmp_path / "home")
+    before = len(store.list())
+    out = tmp_path / "assembled"
+    code = main(["reproduce", "exp5", "--size", "quick", "--dataset", "shapes", "--from-runs", *map(str, a + b),
+                 "--out", str(out)])
+    assert code == 0 and len(store.list()) == before  # no new run
+    md = (out / "exp5-quick.md").read_text()
+    rows = list(csv.DictReader((out / "exp5-quick.csv").open()))
+    assert [row["run"] for row in rows] == ["AlexNet (plain)", "AlexSE, SE after block 1"]
+    assert f"--from-runs {a[0]} {b[0]}" in md and "training time added up" in md
+    assert f"run {a[0]} (alexnet): epochs 1 (plan 3)" in md and f"run {b[0]} (alexse-1): epochs 2 (plan 3)" in md
+    capsys.readouterr()
+
+    other = store.create(store.get(a[0]).config, name="plain")  # not one of the experiment's runs
+    assert main(["reproduce", "exp5", "--from-runs", str(other), "--out", str(out)]) == 2
+    assert "not one of exp5's planned runs" in capsys.readouterr().err
+    assert main(["reproduce", "exp5", "--from-runs", "999", "--out", str(out)]) == 2
+    assert "no run 999" in capsys.readouterr().err

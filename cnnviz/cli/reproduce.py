@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--subset", type=int, help="override: training (and at most as many validation and test) "
                                               "images per class, for a fast check")
     p.add_argument("--epochs", type=int, help="override: epochs of every run")
+    p.add_argument("--from-runs", type=int, nargs="+", metavar="RUN_ID",
+                   help="train nothing: write the table from these finished runs of the experiment (e.g. trained "
+                        "over several days); settings that differ from the plan are named in the table's header")
     p.add_argument("--json", action="store_true", help="print one JSON document (progress stays on stderr)")
     p.set_defaults(func=run)
 
@@ -63,6 +66,8 @@ def run(args) -> int:
 
     exp, plans = planned(args)
     store = RunStore()
+    if args.from_runs:
+        return _from_runs(args, exp, plans, store)
     group = ex.next_group(store.list(), exp)
     began = time.time()
     ids = []
@@ -75,19 +80,58 @@ def run(args) -> int:
         print(f"    {result.status}: {result.message}", file=sys.stderr)
         ids.append(run_id)
     wall = time.time() - began
-    outcomes = [ex.outcome_from_run(store.get(i), store.epochs(i)) for i in ids]
     overrides = " ".join([*(f"--only {key}" for key in args.only or ()),
                           *(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("subset", args.subset),
                                                        ("epochs", args.epochs)) if v)])
+    return _written(args, exp, ids, store, wall=wall, overrides=overrides)
+
+
+def _from_runs(args, exp, plans, store) -> int:
+    """``--from-runs``: the table of runs already trained, each checked against the plan it was made from."""
+    from cnnviz.runs import RunNotFound
+
+    by_key = {p.key: p for p in plans}
+    departures = []
+    for run_id in args.from_runs:
+        try:
+            run = store.get(run_id)
+        except RunNotFound:
+            raise UsageError(f"no run {run_id} in {store.path}") from None
+        if run.experiment != exp.key or run.run_key not in by_key:
+            raise UsageError(f"run {run_id} is not one of {exp.key}'s planned runs ({', '.join(by_key)}); "
+                             f"it was made as {run.experiment or 'a plain run'}/{run.run_key or '-'}")
+        if run.status != "finished":
+            raise UsageError(f"run {run_id} is {run.status}, not finished: resume it or leave it out")
+        planned_config = by_key[run.run_key].config
+        changed = [f"{f} {getattr(run.config, f)!r} (plan {getattr(planned_config, f)!r})"
+                   for f in ("epochs", "subset", "val_subset", "test_subset", "batch_size", "lr", "image_size",
+                             "dataset", "precision")
+                   if getattr(run.config, f) != getattr(planned_config, f)]
+        if changed:
+            departures.append(f"run {run_id} ({run.run_key}): " + ", ".join(changed))
+    wall = sum(store.get(i).train_seconds or 0.0 for i in args.from_runs)
+    dates = sorted(time.strftime("%Y-%m-%d", time.localtime(store.get(i).created_at or 0)) for i in args.from_runs)
+    note = (f"Assembled from runs already trained (`--from-runs {' '.join(map(str, args.from_runs))}`, "
+            f"{dates[0]}{f' to {dates[-1]}' if dates[-1] != dates[0] else ''}); the time is their training time "
+            "added up. " + ("Where they differ from the plan: " + "; ".join(departures) + "." if departures else
+                            "Each was trained with the plan's own settings."))
+    return _written(args, exp, list(args.from_runs), store, wall=wall, note=note)
+
+
+def _written(args, exp, ids: list[int], store, *, wall: float, overrides: str = "", note: str = "") -> int:
+    """Write the table of runs ``ids`` and say where (or print it as JSON)."""
+    import cnnviz.experiments as ex
+
+    outcomes = [ex.outcome_from_run(store.get(i), store.epochs(i)) for i in ids]
     paths = write_results(exp, outcomes, size=args.size, out=args.out, wall_seconds=wall, store=store,
-                          overrides=overrides)
+                          overrides=overrides, note=note)
     if args.json:
         table = ex.results_table(exp, outcomes)
         print_json({"experiment": exp.key, "size": args.size, "runs": ids, "wall_seconds": wall,
                     "markdown": str(paths[0]), "csv": str(paths[1]),
                     "results": table.astype(object).where(table.notna(), None).to_dict(orient="records")})
     else:
-        print(f"wrote {paths[0]} and {paths[1]} ({len(ids)} runs, {ex.format_duration(wall)})")
+        print(f"wrote {paths[0]} and {paths[1]} ({len(ids)} run{'s' * (len(ids) != 1)}, {ex.format_duration(wall)})")
     return 0
 
 
@@ -105,8 +149,12 @@ def _frame(exp, outcomes, store):
 
 
 def write_results(exp, outcomes, *, size: str, out: Path, wall_seconds: float, store,
-                  overrides: str = "") -> tuple[Path, Path]:
-    """Write the experiment's table (Markdown with the published figures, and CSV); returns both paths."""
+                  overrides: str = "", note: str = "") -> tuple[Path, Path]:
+    """Write the experiment's table (Markdown with the published figures, and CSV); returns both paths.
+
+    ``overrides`` are the command line's changes to the plan; ``note`` replaces the sentence about when
+    and how the runs were trained (a table assembled from earlier runs).
+    """
     import cnnviz.experiments as ex
     from cnnviz.reports.render import markdown_table
 
@@ -115,11 +163,14 @@ def write_results(exp, outcomes, *, size: str, out: Path, wall_seconds: float, s
     table, splits = _frame(exp, outcomes, store)
     table.to_csv(csv, index=False)
     published = ex.report_summary(exp, outcomes)
+    runs = f"{len(outcomes)} run{'s' * (len(outcomes) != 1)}"
+    when = (f"{runs}, {ex.format_duration(wall_seconds)} of training. {note}" if note else
+            f"run {time.strftime('%Y-%m-%d %H:%M')}; {runs} in {ex.format_duration(wall_seconds)} "
+            f"of wall time." + (f" Overridden on the command line: `{overrides}` (not the plan's own settings)."
+                                if overrides else ""))
     lines = [f"# Experiment {exp.number}: {exp.title}", "",
-             f"Size **{size}** ({exp.settings.get(size, '')}), run {time.strftime('%Y-%m-%d %H:%M')} on "
-             f"{platform.machine()} with {os.cpu_count()} CPU core(s); {len(outcomes)} runs in "
-             f"{ex.format_duration(wall_seconds)} of wall time."
-             + (f" Overridden on the command line: `{overrides}` (not the plan's own settings)." if overrides else ""),
+             f"Size **{size}** ({exp.settings.get(size, '')}), on {platform.machine()} with {os.cpu_count()} CPU "
+             f"core(s); {when}",
              "",
              "*best val acc* chose the best epoch; *test acc* was evaluated once, at the end, on those weights. "
              "*published split* is the split the report measured; *compared on* is this run's split set beside it "
