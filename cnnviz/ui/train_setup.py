@@ -411,7 +411,7 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
         c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST, disabled=not plain_sgd,
                     help="SGD looks ahead along its momentum before taking the gradient (airbench uses it). "
                          "For SGD with momentum only.")
-        c[3].toggle("Flip test-time augmentation", key="train_tta_flip", persist_state=PERSIST,
+        c[3].toggle("Mirror at test time", key="train_tta_flip", persist_state=PERSIST,
                     help="Evaluate each picture and its mirror image and average the two answers.")
         c = st.columns(4)
         c[0].number_input("Test images per class (0 = all)", min_value=0, step=50, key="train_test_subset",
