@@ -6,8 +6,12 @@ The task is a thin shell around ``cnnviz.training.train``: a callback relays the
 (the start info, batch losses, epoch rows, the best checkpoint's bytes at each improvement) through
 a ``ray.util.queue.Queue``; on this side they go through the store's own recorder, the same code
 path as a local run, and the checkpoint is written atomically where the app reads it, so the
-cluster needs no shared disk. Stop is ``ray.cancel``: Ray raises KeyboardInterrupt in the task,
-which the loop treats as Stop, and the run ends ``stopped`` with its epochs and best checkpoint.
+cluster needs no shared disk. Stop travels the other way through a second queue, which the task
+reads between batches and answers with the loop's own ``StopTraining``: the run ends ``stopped``
+within about a second, with its epochs and best checkpoint. A task that does not answer within
+``CANCEL_AFTER_SECONDS`` (busy outside the batch loop) is cancelled with ``ray.cancel``, which raises
+KeyboardInterrupt in it; the loop treats that as Stop too. (``ray.cancel`` alone was not enough: a
+test on a loaded machine saw a cancelled 30-epoch run train to its end.)
 
 Ray is optional (``pip install -r requirements-ray.txt``) and imported only when a run is handed
 over. The cluster's nodes need cnnviz and its requirements installed, and their own data folder.
@@ -27,7 +31,8 @@ from typing import Any, Callable
 from cnnviz.runs.store import Run, RunStore
 
 POLL_SECONDS = 0.2  # how often the app side drains events and asks whether Stop was pressed
-FLUSH_SECONDS = 0.5  # batch losses travel in bundles, not one queue call per batch
+FLUSH_SECONDS = 0.5  # batch losses travel in bundles, not one queue call per batch; Stop is read as often
+CANCEL_AFTER_SECONDS = 15.0  # Stop unanswered this long: ray.cancel the task
 RESULT_FIELDS = ("status", "message", "epochs", "best_val_acc", "best_epoch", "train_seconds", "params", "flops",
                  "classes", "confusion", "per_class_acc", "val_predictions", "trainable_params", "image_size")
 
@@ -64,9 +69,10 @@ def write_atomically(data: bytes, path: Path) -> Path:
 # -- the cluster side ---------------------------------------------------------------------------
 
 
-def _relay_callback(queue, checkpoint_file: Path):
-    """A training callback that puts the loop's events into ``queue`` (built in the task: torch is there)."""
-    from cnnviz.training.callbacks import Callback
+def _relay_callback(queue, checkpoint_file: Path, control=None):
+    """A training callback that puts the loop's events into ``queue`` and ends the run with ``StopTraining``
+    once the app puts anything into ``control`` (built in the task: torch is there)."""
+    from cnnviz.training.callbacks import Callback, StopTraining
 
     ray = _ray()
 
@@ -83,6 +89,8 @@ def _relay_callback(queue, checkpoint_file: Path):
             self.batches.append((state.loss, state.epoch))
             if time.monotonic() - self.flushed >= FLUSH_SECONDS:
                 self.flush()
+                if control is not None and not control.empty():
+                    raise StopTraining
 
         def after_epoch(self, state) -> None:
             self.flush()
@@ -105,8 +113,10 @@ def _relay_callback(queue, checkpoint_file: Path):
     return RelayEvents()
 
 
-def train_in_task(config_json: str, run_id: int, queue) -> dict[str, Any]:
-    """The Ray task: train the config with the relay and a best-checkpoint writer; returns the last best bytes."""
+def train_in_task(config_json: str, run_id: int, queue, control=None) -> dict[str, Any]:
+    """The Ray task: train the config with the relay and a best-checkpoint writer; returns the last best bytes.
+
+    Anything put into ``control`` stops the run at the next bundle of batches."""
     from cnnviz.training import train
     from cnnviz.training.callbacks import BestCheckpoint
     from cnnviz.training.config import TrainConfig
@@ -115,7 +125,7 @@ def train_in_task(config_json: str, run_id: int, queue) -> dict[str, Any]:
     try:
         checkpoint_file = folder / "best.pt"
         best = BestCheckpoint(checkpoint_file, extra={"run_id": int(run_id)})
-        result = train(TrainConfig.from_json(config_json), callbacks=(best, _relay_callback(queue, checkpoint_file)))
+        result = train(TrainConfig.from_json(config_json), callbacks=(best, _relay_callback(queue, checkpoint_file, control)))
         data = checkpoint_file.read_bytes() if checkpoint_file.is_file() else None
         return {"best_epoch": result.best_epoch, "checkpoint": data}
     finally:
@@ -188,12 +198,12 @@ class RayExecutor:
         ray = self.connect()
         from ray.util.queue import Empty, Queue
 
-        queue = Queue()
+        queue, control = Queue(), Queue()
         store.set_status(run.id, "running", "waiting for a place on the Ray cluster")
         task = ray.remote(train_in_task).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus,
                                                  max_retries=0)  # a retried run would start over silently
-        ref = task.remote(config.to_json(), int(run.id), queue)
-        receiver, cancelled = _Receiver(store, run.id), False
+        ref = task.remote(config.to_json(), int(run.id), queue, control)
+        receiver, cancelled, asked_at = _Receiver(store, run.id), False, None
         try:
             while True:
                 done = bool(ray.wait([ref], timeout=self.poll_seconds)[0])
@@ -204,12 +214,16 @@ class RayExecutor:
                     pass
                 if done and queue.empty():
                     break
-                if not cancelled and should_stop():
+                if asked_at is None and should_stop():
+                    control.put("stop")  # read between batches: StopTraining, the run ends stopped
+                    asked_at = time.monotonic()
+                elif asked_at is not None and not cancelled and time.monotonic() - asked_at > CANCEL_AFTER_SECONDS:
                     ray.cancel(ref)  # KeyboardInterrupt in the task: the loop ends the run as stopped
                     cancelled = True
-            self._finish(ray, ref, receiver, store, run.id, cancelled)
+            self._finish(ray, ref, receiver, store, run.id, cancelled or asked_at is not None)
         finally:
             ray.kill(queue.actor)
+            ray.kill(control.actor)
 
     @staticmethod
     def _finish(ray, ref, receiver: _Receiver, store: RunStore, run_id: int, cancelled: bool) -> None:
