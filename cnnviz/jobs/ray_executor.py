@@ -79,7 +79,7 @@ def _relay_callback(queue, checkpoint_file: Path, control=None):
     class RelayEvents(Callback):
         def before_fit(self, state) -> None:
             self.batches: list[tuple] = []
-            self.flushed = time.monotonic()
+            self.flushed = self.checked = time.monotonic()
             info = {name: getattr(state, name, None) for name in
                     ("params", "flops", "classes", "trainable_params", "image_size", "device")}
             info["device"] = f"{state.device} on {socket.gethostname()}"  # which node of the cluster
@@ -89,8 +89,8 @@ def _relay_callback(queue, checkpoint_file: Path, control=None):
             self.batches.append((state.loss, state.epoch))
             if time.monotonic() - self.flushed >= FLUSH_SECONDS:
                 self.flush()
-                if control is not None and not control.empty():
-                    raise StopTraining
+            if time.monotonic() - self.checked >= FLUSH_SECONDS:
+                self.check_stop()
 
         def after_epoch(self, state) -> None:
             self.flush()
@@ -99,11 +99,17 @@ def _relay_callback(queue, checkpoint_file: Path, control=None):
             weights = [ray.put(checkpoint_file.read_bytes())] if improved else None
             queue.put(("after_epoch", {"row": dict(state.history[-1]), "best_epoch": state.best_epoch,
                                        "best_val_acc": state.best_val_acc, "checkpoint": weights}))
+            self.check_stop()  # epochs shorter than the batch timer are checked here
 
         def after_fit(self, state) -> None:
             self.flush()
             result = state.result
             queue.put(("after_fit", {name: getattr(result, name, None) for name in RESULT_FIELDS}))
+
+        def check_stop(self) -> None:
+            self.checked = time.monotonic()
+            if control is not None and not control.empty():
+                raise StopTraining
 
         def flush(self) -> None:
             if getattr(self, "batches", None):
