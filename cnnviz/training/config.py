@@ -230,6 +230,11 @@ def validate(config: TrainConfig) -> list[str]:
     problems = [p for f in knobs() if (p := _problem(f, getattr(config, f.name))) is not None]
     if config.mode == "probe" and not config.probe_layer:
         problems.append("probe mode needs probe_layer (a probe point of the architecture, or 'input')")
-    if config.nesterov and (config.optimizer != "sgd" or config.momentum <= 0):
+    if config.nesterov and not nesterov_applies(config.optimizer, config.momentum):
         problems.append("nesterov needs the sgd optimizer with momentum above 0")
     return problems
+
+
+def nesterov_applies(optimizer: str, momentum: float) -> bool:
+    """Whether Nesterov momentum means anything for these settings: SGD with momentum above 0."""
+    return optimizer == "sgd" and momentum > 0

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from cnnviz.recipes import NAMED_RECIPES, format_seconds
 from cnnviz.runs.store import ACTIVE, STATUSES
-from cnnviz.training.config import TrainConfig, knobs, value_type
+from cnnviz.training.config import TrainConfig, knobs, nesterov_applies, value_type
 
 UPLOAD_PATH = "train_upload_path"  # str: the saved .zip of the last dataset upload
 WEIGHTS_PATH = "train_weights_path"  # str: the saved weights file of the last upload
@@ -224,7 +224,7 @@ def build_train_config(values: Mapping[str, Any], *, options: dict[str, Any]) ->
 
     get = values.get
     table = {f.name: _from_widget(f, values[widget_key(f)]) for f in form_fields() if widget_key(f) in values}
-    if table.get("optimizer", "sgd") != "sgd" or table.get("momentum", 1) == 0:
+    if not nesterov_applies(table.get("optimizer", TrainConfig.optimizer), table.get("momentum", TrainConfig.momentum)):
         table["nesterov"] = False  # Nesterov is a kind of SGD momentum: the page greys its toggle out otherwise
     dataset = get("train_dataset", "shapes")
     mode = get("train_mode", "scratch")

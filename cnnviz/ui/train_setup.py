@@ -31,7 +31,8 @@ from cnnviz.recipes import (
     registry_recipe,
 )
 from cnnviz.training.checks import random_backbone_problem
-from cnnviz.training.config import AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
+from cnnviz.training.config import (AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig,
+                                   nesterov_applies)
 from cnnviz.ui import cached, state
 from cnnviz.ui.logic import (
     UploadError,
@@ -407,8 +408,9 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                           key="train_ema_decay", persist_state=PERSIST,
                           help="Validate a moving average of the weights, updated after every batch with this "
                                "decay (0.98: about the last 50 batches); 0 turns it off.")
-        plain_sgd = st.session_state.get("train_optimizer") == "sgd" and st.session_state.get("train_momentum") != 0
-        c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST, disabled=not plain_sgd,
+        applies = nesterov_applies(st.session_state.get("train_optimizer"),
+                                   st.session_state.get("train_momentum", TrainConfig.momentum))
+        c[2].toggle("Nesterov momentum", key="train_nesterov", persist_state=PERSIST, disabled=not applies,
                     help="SGD looks ahead along its momentum before taking the gradient (airbench uses it). "
                          "For SGD with momentum only.")
         c[3].toggle("Mirror at test time", key="train_tta_flip", persist_state=PERSIST,
