@@ -54,16 +54,16 @@ def measure_throughput(width: int, width_factor: int, batch_size: int, precision
     """
     import torch
 
-    from cnnviz.training.parts import resolve_precision
+    from cnnviz.training.parts import autocast_for
 
-    bf16 = resolve_precision(precision, torch.device("cpu")) == "bf16"
+    autocast, _ = autocast_for(precision, torch.device("cpu"))
     model = build(width, width_factor).to(memory_format=torch.channels_last).train()
     x = torch.randn(batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch_size,))
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast():
             loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         optimizer.zero_grad()
         loss.backward()
@@ -180,11 +180,10 @@ def main() -> None:
     total, cpu = time.perf_counter() - began, _cpu_seconds() - cpu_began
     print(f"cnnviz: {result.status}, {result.message}", flush=True)
     cnnviz_rate = sum(r["images_per_sec"] for r in result.epochs) / max(len(result.epochs), 1)
+    precision = resolve_precision(config.precision, torch.device("cpu"))
     print(f"\nCIFAR-10 from scratch, recipe {RECIPE}: airbench width {width} x{factor}, {config.epochs} epochs, batch "
           f"{config.batch_size}, {config.scheduler} schedule, peak lr {lr:g}, {config.augment} augmentation, "
-          f"nesterov {config.nesterov}, {resolve_precision(config.precision, torch.device('cpu'))}, "
-          f"{torch.get_num_threads()} threads")
-    precision = resolve_precision(config.precision, torch.device("cpu"))
+          f"nesterov {config.nesterov}, {precision}, {torch.get_num_threads()} threads")
     test = f"{result.test_acc:.4f}" if result.test_acc is not None else "none"
     fits = "within" if total <= args.budget else "over"
     print(f"test accuracy {test} on the best-validation weights (epoch {result.best_epoch}, val acc "

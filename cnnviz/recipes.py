@@ -345,23 +345,21 @@ def measure_flops_per_second(*, arch: str, image_size: int, options: dict | None
     from cnnviz.inspect import model_cost
     from cnnviz.models import get_model
 
-    from cnnviz.training.parts import resolve_precision
+    from cnnviz.training.parts import autocast_for, wants_channels_last
 
     dev = pick_device(device)
     _, flops = model_cost(arch, options=options, num_classes=10, image_size=image_size)
     batch = batch or int(min(64, max(4, MEASURE_FLOPS // max(TRAIN_COST["scratch"] * flops, 1))))
     model = get_model(arch, num_classes=10, options=options).to(dev).train()
     images = torch.randn(batch, 3, image_size, image_size, device=dev)
-    if dev.type in ("cpu", "cuda"):  # as the trainer runs a conv net: channels-last
+    if wants_channels_last(model, dev):
         model, images = model.to(memory_format=torch.channels_last), images.contiguous(memory_format=torch.channels_last)
-    precision = resolve_precision(precision, dev)
-    autocast = torch.autocast(dev.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
-                              enabled=precision in ("bf16", "fp16"))
+    autocast, _ = autocast_for(precision, dev)
     labels = torch.zeros(batch, dtype=torch.long, device=dev)
     timings = []
     for _ in range(2):
         start = time.perf_counter()
-        with autocast:
+        with autocast():
             loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
         loss.backward()
         if dev.type == "cuda":

@@ -87,7 +87,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and cpu_bf16_is_fast() else "fp32"
 
 
-def _precision(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
+def autocast_for(precision: str, device: torch.device) -> tuple[Callable[[], Any], Any]:
     """(autocast context factory, GradScaler or None) for ``precision`` on ``device``."""
     precision = resolve_precision(precision, device)
     if precision == "fp32":
@@ -99,7 +99,7 @@ def _precision(precision: str, device: torch.device) -> tuple[Callable[[], Any],
     return functools.partial(torch.autocast, device.type, dtype=dtype), scaler
 
 
-def _wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+def wants_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     """channels_last for conv nets on CPU and CUDA: oneDNN/cuDNN run NHWC convolutions faster (measured)."""
     return device.type in ("cpu", "cuda") and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 

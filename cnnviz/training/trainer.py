@@ -36,8 +36,8 @@ from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
 from .modes import Learner, ProbeModel, build_learner, resolve_image_size
 from .messages import error_text
-from .parts import (_flops, _loss, _normalization, _optimizer, _precision, _predict, _scheduler,
-                    _wants_channels_last, evaluation_logits)
+from .parts import (_flops, _loss, _normalization, _optimizer, _predict, _scheduler, autocast_for,
+                    evaluation_logits, wants_channels_last)
 
 __all__ = ["BestCheckpoint", "Callback", "CallbackError", "Diverged", "RunResult", "StopTraining", "TrainState",
            "Trainer", "train"]
@@ -258,7 +258,7 @@ class Trainer:
                              f"{config.dataset} has {len(self.classes)}: use loss 'ce'")
         self.num_outputs = 1 if config.loss == "bce" else len(self.classes)
         self.mean, self.std = _normalization(config, self.train_data)
-        self.autocast, self.scaler = _precision(config.precision, self.device)
+        self.autocast, self.scaler = autocast_for(config.precision, self.device)
         self._build()
 
     def _build(self) -> None:
@@ -268,7 +268,7 @@ class Trainer:
         self.learner = state.learner = learner = build_learner(config, num_outputs=self.num_outputs,
                                                                image_size=self.image_size, device=self.device)
         state.model = learner.predictor
-        self.channels_last = _wants_channels_last(learner.predictor, self.device)
+        self.channels_last = wants_channels_last(learner.predictor, self.device)
         if self.channels_last:
             learner.predictor.to(memory_format=torch.channels_last)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
