@@ -91,12 +91,13 @@ def _from_runs(args, exp, plans, store) -> int:
     from cnnviz.runs import RunNotFound
 
     by_key = {p.key: p for p in plans}
-    departures = []
+    departures, runs = [], []
     for run_id in args.from_runs:
         try:
             run = store.get(run_id)
         except RunNotFound:
             raise UsageError(f"no run {run_id} in {store.path}") from None
+        runs.append(run)
         if run.experiment != exp.key or run.run_key not in by_key:
             raise UsageError(f"run {run_id} is not one of {exp.key}'s planned runs ({', '.join(by_key)}); "
                              f"it was made as {run.experiment or 'a plain run'}/{run.run_key or '-'}")
@@ -109,8 +110,8 @@ def _from_runs(args, exp, plans, store) -> int:
                    if getattr(run.config, f) != getattr(planned_config, f)]
         if changed:
             departures.append(f"run {run_id} ({run.run_key}): " + ", ".join(changed))
-    wall = sum(store.get(i).train_seconds or 0.0 for i in args.from_runs)
-    dates = sorted(time.strftime("%Y-%m-%d", time.localtime(store.get(i).created_at or 0)) for i in args.from_runs)
+    wall = sum(run.train_seconds or 0.0 for run in runs)
+    dates = sorted(time.strftime("%Y-%m-%d", time.localtime(run.created_at or 0)) for run in runs)
     note = (f"Assembled from runs already trained (`--from-runs {' '.join(map(str, args.from_runs))}`, "
             f"{dates[0]}{f' to {dates[-1]}' if dates[-1] != dates[0] else ''}); the time is their training time "
             "added up. " + ("Where they differ from the plan: " + "; ".join(departures) + "." if departures else

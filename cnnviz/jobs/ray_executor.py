@@ -69,7 +69,7 @@ def write_atomically(data: bytes, path: Path) -> Path:
 # -- the cluster side ---------------------------------------------------------------------------
 
 
-def _relay_callback(queue, checkpoint_file: Path, control=None):
+def _relay_callback(queue, checkpoint_file: Path, control):
     """A training callback that puts the loop's events into ``queue`` and ends the run with ``StopTraining``
     once the app puts anything into ``control`` (built in the task: torch is there)."""
     from cnnviz.training.callbacks import Callback, StopTraining
@@ -108,7 +108,7 @@ def _relay_callback(queue, checkpoint_file: Path, control=None):
 
         def check_stop(self) -> None:
             self.checked = time.monotonic()
-            if control is not None and not control.empty():
+            if not control.empty():
                 raise StopTraining
 
         def flush(self) -> None:
@@ -119,7 +119,7 @@ def _relay_callback(queue, checkpoint_file: Path, control=None):
     return RelayEvents()
 
 
-def train_in_task(config_json: str, run_id: int, queue, control=None) -> dict[str, Any]:
+def train_in_task(config_json: str, run_id: int, queue, control) -> dict[str, Any]:
     """The Ray task: train the config with the relay and a best-checkpoint writer; returns the last best bytes.
 
     Anything put into ``control`` stops the run at the next bundle of batches."""
@@ -226,7 +226,7 @@ class RayExecutor:
                 elif asked_at is not None and not cancelled and time.monotonic() - asked_at > CANCEL_AFTER_SECONDS:
                     ray.cancel(ref)  # KeyboardInterrupt in the task: the loop ends the run as stopped
                     cancelled = True
-            self._finish(ray, ref, receiver, store, run.id, cancelled or asked_at is not None)
+            self._finish(ray, ref, receiver, store, run.id, asked_at is not None)
         finally:
             ray.kill(queue.actor)
             ray.kill(control.actor)
