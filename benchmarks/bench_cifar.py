@@ -125,6 +125,8 @@ def main() -> None:
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--ema-decay", type=float, default=None, help="weight average decay per batch (0: off)")
     p.add_argument("--no-tta", action="store_true", help="evaluate without flip test-time augmentation")
+    p.add_argument("--tta-shift", action=argparse.BooleanOptionalAction, default=None,
+                   help="also evaluate one-pixel shifts of each picture (airbench's level 2)")
     p.add_argument("--no-whiten", action="store_true", help="train the stem instead of whitening it")
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 autocast where the CPU has AMX, else fp32")
@@ -153,6 +155,7 @@ def main() -> None:
     flags = dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
                  scheduler=args.scheduler, augment=args.augment, weight_decay=args.weight_decay,
                  label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, precision=args.precision,
+                 tta_shift=args.tta_shift,
                  subset=args.subset, val_subset=args.val_subset, epochs=args.epochs)
     config = recipe.replace(options=options, **{k: v for k, v in flags.items() if v is not None})
     lr = args.lr if args.lr is not None else 1.5 * config.batch_size / 1024
@@ -163,7 +166,7 @@ def main() -> None:
         splits = load_splits(config, image_size=32)  # decode inside the budget (a no-op when --home has the cache)
         train_images, val_images = len(splits[0].labels), len(splits[1].labels)
         rate = measure_throughput(width, factor, config.batch_size, config.precision)
-        views = 2 if config.tta_flip else 1  # evaluation costs ~1/3 of training per image and view
+        views = (2 if config.tta_flip else 1) * (3 if config.tta_shift else 1)  # ~1/3 of training per image, view
         per_epoch = train_images / rate + views * val_images / (3 * rate) + 2
         left = args.budget - (time.perf_counter() - began) - views * 10_000 / (3 * rate)  # the test set, once
         config = config.replace(epochs=max(1, int(left / per_epoch)))

@@ -90,6 +90,21 @@ def test_flip_tta_logits_are_the_mean_of_both_views():
         assert not torch.allclose(expected, model(x))
 
 
+def test_shift_tta_gives_the_original_half_and_each_one_pixel_shift_a_quarter():
+    torch.manual_seed(0)
+    model = get_model("airbench", num_classes=10, options={"width": 16}).eval()
+    x = torch.randn(4, 3, 32, 32)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    up_left, down_right = padded[..., :32, :32], padded[..., 2:, 2:]
+    assert torch.equal(up_left[..., 1:, 1:], x[..., :31, :31])  # the picture moved by one pixel
+    with torch.no_grad():
+        mirror = lambda v: (model(v) + model(v.flip(-1))) / 2  # noqa: E731
+        both = mirror(x) / 2 + (mirror(up_left) + mirror(down_right)) / 4
+        assert torch.allclose(evaluation_logits(model, x, flip=True, shift=True), both, atol=1e-6)
+        alone = model(x) / 2 + (model(up_left) + model(down_right)) / 4
+        assert torch.allclose(evaluation_logits(model, x, shift=True), alone, atol=1e-6)
+
+
 def test_flip_tta_changes_evaluation_only():
     plain = Trainer(TrainConfig(**TINY)).run()
     flipped = Trainer(TrainConfig(**TINY, tta_flip=True)).run()

@@ -73,6 +73,32 @@ def test_cifar_validation_is_carved_from_train_and_test_is_the_test_batch(tmp_pa
         assert val_counts[c] == max(1, round(total * data.get_dataset_spec("cifar10").val_fraction))
 
 
+def test_a_cap_bounds_a_part_and_what_it_leaves_stays_in_the_rest():
+    labels = torch.arange(3).repeat_interleave(torch.tensor([100, 40, 200]))
+    rest, val = stratified_parts(labels, (0.1,), seed=7, caps=(6,))
+    assert torch.bincount(labels[val]).tolist() == [6, 4, 6]  # at most 6 each; 10% of 40 is fewer
+    assert torch.bincount(labels[rest]).tolist() == [94, 36, 194]
+    uncapped = stratified_parts(labels, (0.1,), seed=7)[1]
+    assert set(val.tolist()) <= set(uncapped.tolist())  # the same shuffle, cut shorter
+
+
+def test_carved_validation_holds_out_only_the_pictures_it_validates_on(tmp_path):
+    from tests.data_helpers import write_cifar10_pickles
+
+    root = write_cifar10_pickles(tmp_path / "root")
+    config = TrainConfig(dataset="cifar10", data_root=str(root), val_subset=1)
+    train_data, val = load_splits(config, image_size=16)
+    assert set(val.class_counts().values()) == {1}
+    assert len(train_data) + len(val) == 150  # the carved pictures not validated on train
+    assert val.origin.startswith("1 picture of each class") and "less 1 picture for validation" in train_data.origin
+    full_train, full_val = load_splits(config.replace(val_subset=None), image_size=16)
+    assert len(train_data) > len(full_train)
+    train_rows = {bytes(x.numpy()) for x in train_data.images}
+    assert not any(bytes(x.numpy()) in train_rows for x in val.images)  # still disjoint
+    from cnnviz.data import load_validation
+    assert torch.equal(load_validation(config, image_size=16).images, val.images)  # what the Compare page shows
+
+
 def test_hymenoptera_keeps_its_val_folder_and_has_no_test_set(tmp_path):
     root = write_hymenoptera(tmp_path / "root", n=10)
     config = TrainConfig(dataset="hymenoptera", data_root=str(root.parent))

@@ -27,8 +27,8 @@ from cnnviz.data.base import (
     list_datasets,
     register,
 )
-from cnnviz.data.loading import (MIN_PER_CLASS, NoTestSet, load_dataset, load_splits, load_test, no_test_reason,
-                                 split_warnings, stratified_parts, stratified_split, subset_per_class)
+from cnnviz.data.loading import (MIN_PER_CLASS, NoTestSet, load_dataset, load_splits, load_test, load_validation,
+                                 no_test_reason, split_warnings, stratified_parts, stratified_split, subset_per_class)
 from cnnviz.data.shapes import SHAPE_CLASSES, generate_shapes
 
 
@@ -46,6 +46,6 @@ __all__ = [
     "AUG_PRESETS", "IMAGENET_MEAN", "IMAGENET_STD", "MIN_PER_CLASS", "SHAPE_CLASSES", "NoTestSet",
     "DatasetError", "DatasetSpec", "DatasetUnavailable", "ImageData",
     "augment_batch", "channel_stats", "dataset_display_name", "dataset_stats", "generate_shapes", "get_dataset_spec",
-    "list_datasets", "load_dataset", "load_splits", "load_test", "no_test_reason", "normalize", "register",
-    "resize_batch", "split_warnings", "stratified_parts", "stratified_split", "subset_per_class",
+    "list_datasets", "load_dataset", "load_splits", "load_test", "load_validation", "no_test_reason", "normalize",
+    "register", "resize_batch", "split_warnings", "stratified_parts", "stratified_split", "subset_per_class",
 ]

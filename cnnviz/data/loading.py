@@ -72,11 +72,14 @@ def _generator(seed: int, salt: int) -> torch.Generator:
 
 
 def stratified_parts(labels: torch.Tensor, fractions: tuple[float, ...], *, seed: int = 0,
-                     classes: list[str] | None = None) -> list[torch.Tensor]:
+                     classes: list[str] | None = None, caps: tuple[int | None, ...] | None = None
+                     ) -> list[torch.Tensor]:
     """Positions of a seeded, stratified split: [rest, part 1, part 2...], each part ``fractions[i]`` of every class.
 
-    Every part gets at least one picture of each class and the rest keeps at least one.
+    Every part gets at least one picture of each class and the rest keeps at least one. ``caps[i]``
+    (None: no cap) bounds part i to that many pictures per class; what the cap leaves stays in the rest.
     """
+    caps = caps or (None,) * len(fractions)
     g = _generator(seed, 1)
     parts: list[list[torch.Tensor]] = [[] for _ in range(len(fractions) + 1)]
     for c in torch.unique(labels).tolist():
@@ -89,7 +92,7 @@ def stratified_parts(labels: torch.Tensor, fractions: tuple[float, ...], *, seed
         start = 0
         for i, fraction in enumerate(fractions, start=1):
             left = len(rows) - start - (len(fractions) - i) - 1  # room for the later parts and the rest
-            n = min(left, max(1, round(len(rows) * fraction)))
+            n = min(left, max(1, round(len(rows) * fraction)), caps[i - 1] or len(rows))
             parts[i].append(rows[start:start + n])
             start += n
         parts[0].append(rows[start:])
@@ -124,8 +127,13 @@ def _carve_test(spec, counts: torch.Tensor) -> bool:
     return spec.test_fraction > 0 and int(counts.min()) * spec.test_fraction >= MIN_PER_CLASS
 
 
-def _plan(index: DatasetIndex, name: str, val_split: str, seed: int) -> dict[str, tuple[str, torch.Tensor | None, str] | None]:
-    """For train, val and test: (index split, positions in it or None for all, where it comes from in words)."""
+def _plan(index: DatasetIndex, name: str, val_split: str, seed: int, val_per_class: int | None = None
+          ) -> dict[str, tuple[str, torch.Tensor | None, str] | None]:
+    """For train, val and test: (index split, positions in it or None for all, where it comes from in words).
+
+    Carved validation takes at most ``val_per_class`` pictures of each class: pictures it would
+    hold out and never look at train instead.
+    """
     spec = get_dataset_spec(name)
     own_val, own_test = "val" in index.splits, "test" in index.splits
     carve_val = val_split == "random" or not own_val
@@ -135,14 +143,19 @@ def _plan(index: DatasetIndex, name: str, val_split: str, seed: int) -> dict[str
     fractions = (spec.val_fraction if carve_val else 0.0, spec.test_fraction if carve_test else 0.0)
     plan: dict[str, tuple[str, torch.Tensor | None, str] | None] = {"train": ("train", None, "the training files")}
     if carve_val or carve_test:
-        wanted = tuple(f for f in fractions if f > 0)
-        parts = iter(stratified_parts(train_labels, wanted, seed=seed, classes=index.classes))
+        caps = (val_per_class if carve_val else None, None)
+        if caps[0] is not None and round(int(torch.bincount(train_labels).min()) * fractions[0]) <= caps[0]:
+            caps = (None, None)  # the share is no bigger than the cap: say it as a share
+        shares = [f"{cap} picture{'s' * (cap != 1)}" if cap else f"{f:.0%}" for f, cap in zip(fractions, caps)]
+        wanted = [(f, cap) for f, cap in zip(fractions, caps) if f > 0]
+        parts = iter(stratified_parts(train_labels, tuple(f for f, _ in wanted), seed=seed, classes=index.classes,
+                                      caps=tuple(cap for _, cap in wanted)))
         rest = next(parts)
         carved = {k: next(parts) for k, f in zip(("val", "test"), fractions) if f > 0}
-        held = " and ".join(f"{fractions[i]:.0%} for {w}" for i, w in enumerate(("validation", "test")) if fractions[i])
+        held = " and ".join(f"{shares[i]} for {w}" for i, w in enumerate(("validation", "test")) if fractions[i])
         plan["train"] = ("train", rest, f"the training files less {held} (seed {seed}, stratified)")
         for key, positions in carved.items():
-            plan[key] = ("train", positions, f"{fractions[0 if key == 'val' else 1]:.0%} of each class of the "
+            plan[key] = ("train", positions, f"{shares[0 if key == 'val' else 1]} of each class of the "
                                              f"training files, carved at random (seed {seed}, stratified)")
     if not carve_val:
         plan["val"] = ("val", None, "the dataset's own val split")
@@ -197,14 +210,17 @@ def _check_classes(classes: list[str], wanted: torch.Tensor, kept: torch.Tensor,
 
 def load_dataset(name: str, *, root: str | Path | None = None, split: str = "train", image_size: int | None = None,
                  subset: int | None = None, seed: int = 0, labels: str = "fine", path: str | Path | None = None,
-                 val_split: str = "official", progress: Callable[[int, int], None] | None = None) -> ImageData:
+                 val_split: str = "official", val_per_class: int | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ImageData:
     """Load one split of dataset ``name`` as uint8 (N, 3, S, S) tensors, decoding once and caching.
 
     ``root`` is the data folder (default ``cnnviz.paths.data_root()``), ``path``
     the folder/.zip of the ``folder`` dataset. ``split`` is train, val or test
     (see the module's docstring for which files each one is; a dataset without a test set
     raises ``NoTestSet``). ``subset`` keeps that many pictures per class of this
-    split. ``progress(done, total)`` is called while decoding.
+    split. Where validation is carved from the training files, ``val_per_class`` carves at most
+    that many pictures of each class and the rest train: give every split of one run the same value
+    (``load_splits`` passes the run's ``val_subset``). ``progress(done, total)`` is called while decoding.
     """
     spec = get_dataset_spec(name)
     if split not in SPLITS:
@@ -220,7 +236,7 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     path_obj = Path(os.fspath(path)).expanduser() if path else None
     index = _index(name, root_path, path_obj, labels)
     classes = index.coarse_classes if labels == "coarse" else index.classes
-    chosen_plan = _plan(index, name, val_split, seed)[split]
+    chosen_plan = _plan(index, name, val_split, seed, val_per_class)[split]
     if chosen_plan is None:
         raise NoTestSet(_no_test_message(name))
     split_name, positions, origin = chosen_plan
@@ -266,10 +282,14 @@ class SplitRequest(Protocol):
 def load_splits(config: SplitRequest, *, image_size: int,
                 progress: Callable[[int, int], None] | None = None) -> tuple[ImageData, ImageData]:
     """(train, val) for a run: the dataset's own val where it has one, else carved from train; ``subset`` / ``val_subset`` per class."""
-    common = _common(config, image_size, progress)
-    train = load_dataset(config.dataset, split="train", subset=config.subset, **common)
-    val = load_dataset(config.dataset, split="val", subset=config.val_subset, **common)
-    return train, val
+    train = load_dataset(config.dataset, split="train", subset=config.subset, **_common(config, image_size, progress))
+    return train, load_validation(config, image_size=image_size, progress=progress)
+
+
+def load_validation(config: SplitRequest, *, image_size: int,
+                    progress: Callable[[int, int], None] | None = None) -> ImageData:
+    """The run's validation set (``val_subset`` per class), the same pictures ``load_splits`` gives it."""
+    return load_dataset(config.dataset, split="val", subset=config.val_subset, **_common(config, image_size, progress))
 
 
 def load_test(config: SplitRequest, *, image_size: int,
@@ -299,4 +319,5 @@ def split_warnings(val: ImageData) -> list[str]:
 
 def _common(config: SplitRequest, image_size: int, progress) -> dict:
     return dict(root=config.data_root, image_size=image_size, seed=config.seed, labels=config.labels,
-                path=config.data_path, val_split=config.val_split, progress=progress)
+                path=config.data_path, val_split=config.val_split, val_per_class=config.val_subset,
+                progress=progress)

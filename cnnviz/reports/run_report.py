@@ -41,8 +41,13 @@ def describe_config(config) -> str:
             f"augmentation {config.augment}"
             f"{f', label smoothing {config.label_smoothing:g}' if config.label_smoothing else ''}, loss {config.loss}"
             f"{f', weights averaged (EMA {config.ema_decay:g} per batch)' if config.ema_decay else ''}"
-            f"{', flip test-time augmentation' if config.tta_flip else ''}, seed {config.seed}.")
+            f"{_tta_words(config)}, seed {config.seed}.")
     return text
+
+
+def _tta_words(config) -> str:
+    views = [w for w, on in (("flip", config.tta_flip), ("one-pixel shift", config.tta_shift)) if on]
+    return f", {' and '.join(views)} test-time augmentation" if views else ""
 
 
 def _known_arch(name: str) -> bool:

@@ -118,7 +118,9 @@ class TrainConfig:
                                   high=1024, section="data")
     subset: int | None = knob(None, help="training images per class (0: all)", low=1, section="data")
     # quick class sessions and tests: validating on all of CIFAR's 10,000 test images costs more than training
-    val_subset: int | None = knob(None, help="validation images per class (0: all)", low=1, section="advanced")
+    val_subset: int | None = knob(None, help="validation images per class (0: all); where validation is carved from "
+                                                 "the training images, only these are held out", low=1,
+                                  section="advanced")
     # the test set reports one number at the end; quick runs need not pay for all 10,000 CIFAR test images
     test_subset: int | None = knob(None, help="test images per class, evaluated once at the end on the best-validation "
                                               "weights (0: all)", low=1, section="advanced")
@@ -142,6 +144,10 @@ class TrainConfig:
     # airbench's evaluation (Jordan 2024): a picture and its mirror image are the same class
     tta_flip: bool = knob(False, help="evaluate each picture and its mirror image and average the logits",
                           section="advanced", ui="toggle")
+    # airbench's level-2 evaluation: a picture moved by a pixel is the same class too
+    tta_shift: bool = knob(False, help="also evaluate each picture shifted one pixel up-left and one down-right "
+                                       "(mirrored too with tta_flip); the original counts half",
+                           section="advanced", ui="toggle")
     # Polyak averaging; airbench's lookahead plays the same part. Per batch: 0.98 averages the last ~50 batches
     ema_decay: float = knob(0.0, help="validate an exponential moving average of the weights with this decay "
                                       "per batch (0: off)", low=0, high=0.9999, section="advanced")

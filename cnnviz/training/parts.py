@@ -27,10 +27,24 @@ PLATEAU_PATIENCE = 2  # epochs without a better validation error before lr /= 10
 LINEAR_PEAK_AT, LINEAR_START, LINEAR_END = 0.23, 0.2, 0.07
 
 
-def evaluation_logits(model: torch.nn.Module, x: torch.Tensor, *, flip: bool = False) -> torch.Tensor:
-    """``model(x)``; with ``flip``, the mean logits of ``x`` and its mirror image (flip test-time augmentation)."""
-    logits = model(x)
-    return (logits + model(x.flip(-1))) / 2 if flip else logits
+def evaluation_logits(model: torch.nn.Module, x: torch.Tensor, *, flip: bool = False, shift: bool = False
+                      ) -> torch.Tensor:
+    """``model(x)`` with test-time augmentation (airbench's levels, Jordan 2024).
+
+    ``flip``: the mean logits of ``x`` and its mirror image. ``shift``: half of that, plus a quarter each
+    of the same for ``x`` shifted one pixel up-left and one pixel down-right (the border reflected).
+    """
+    def views(batch: torch.Tensor) -> torch.Tensor:
+        logits = model(batch)
+        return (logits + model(batch.flip(-1))) / 2 if flip else logits
+
+    logits = views(x)
+    if not shift:
+        return logits
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = views(padded[..., :h, :w]) + views(padded[..., 2:, 2:])
+    return logits / 2 + shifted / 4
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, *, kind: str, smoothing: float, reduction: str = "mean"

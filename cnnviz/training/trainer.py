@@ -453,14 +453,15 @@ class Trainer:
         config = self.config
         self.learner.eval_mode()
         topk = self.num_outputs >= 5
-        flip = config.tta_flip and self.learner.frozen is None  # a frozen body's features are no pictures to mirror
+        pictures = self.learner.frozen is None  # a frozen body's features are no pictures to mirror or shift
+        flip, shift = config.tta_flip and pictures, config.tta_shift and pictures
         loss_sum, correct, top5, predictions = 0.0, 0, 0, []
         # Evaluation batches as big as training's: bigger ones measured no faster on CPU (cache misses).
         for index in torch.arange(len(source)).split(config.batch_size if isinstance(source, ImageBatches) else 4096):
             self._check_stop()
             x, y = source.get(index, train=False)
             with self.autocast():
-                logits = evaluation_logits(self.learner.trainable, x, flip=flip)
+                logits = evaluation_logits(self.learner.trainable, x, flip=flip, shift=shift)
             loss_sum += _loss(logits, y, kind=config.loss, smoothing=0.0, reduction="sum").item()
             predicted = _predict(logits, config.loss)
             correct += (predicted == y).sum().item()

@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from cnnviz import charts, compare
-from cnnviz.data import get_dataset_spec, load_dataset
+from cnnviz.data import get_dataset_spec, load_validation
 from cnnviz.runs import RunNotFound, RunStore
 from cnnviz.training.config import TrainConfig
 
@@ -168,13 +168,9 @@ def confusion_section(runs: Sequence[Any]) -> None:
 def _validation_images(config_json: str, image_size: int):
     """The validation split of a run's config at ``image_size`` (shared read-only across sessions).
 
-    The same call ``cnnviz.data.load_splits`` makes for its validation half,
-    without decoding the (much larger) training split the gallery does not show.
+    The pictures ``cnnviz.data.load_splits`` validates on, without decoding the (much larger) training split the gallery does not show.
     """
-    config = TrainConfig.from_json(config_json)
-    return load_dataset(config.dataset, split="val", root=config.data_root, image_size=image_size, seed=config.seed,
-                        labels=config.labels, path=config.data_path, val_split=config.val_split,
-                        subset=config.val_subset)
+    return load_validation(TrainConfig.from_json(config_json), image_size=image_size)
 
 
 def _display_size(config: Any) -> int:

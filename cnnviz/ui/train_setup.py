@@ -421,6 +421,9 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                                                       "best-validation weights; it never chooses the epoch.")
         c[1].toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
                     help="Per-layer gradient norms each epoch (the degradation experiment).")
+        c[2].toggle("Shift at test time", key="train_tta_shift", persist_state=PERSIST,
+                    help="Also evaluate each picture moved one pixel up-left and one pixel down-right (mirrored "
+                         "too when mirroring is on) and average the answers, the original counting half.")
     st.caption("Defaults: " + "; ".join(why) + ".")
 
 
