@@ -8,11 +8,13 @@ The run goes through cnnviz's own ``train`` like any other.
 It runs the ``cifar10-10min`` recipe (``python -m cnnviz recipes``), the one a student starts from the
 Train page: airbench93's shape (groups of 64, 128, 128), SGD with Nesterov momentum 0.85 at
 airbench's peak lr (1.5 per 1024 images, for a mean loss) on its linear triangle schedule, weight
-decay 1.3e-3, label smoothing 0.2, 2 px reflected shifts and flips, flip test-time augmentation, a
-moving average of the weights (decay 0.98 per batch), channels-last, and ``precision="auto"`` (bf16
-autocast on a CPU with AMX, fp32 without). Every flag overrides one of the recipe's values, so each
-trick can be switched off to see what it is worth (``--no-whiten``, ``--label-smoothing 0``,
-``--no-tta``, ``--ema-decay 0``, ``--no-nesterov``, ``--augment cifar``, ``--scheduler onecycle``).
+decay 1.3e-3, label smoothing 0.2, 2 px reflected shifts with flips alternating per picture,
+lookahead, a moving average of the weights (decay 0.98 per batch), mirror and one-pixel-shift
+test-time augmentation, channels-last, and ``precision="auto"`` (bf16 autocast on a CPU with AMX,
+fp32 without), 12 epochs. Every flag overrides one of the recipe's values, so each trick can be
+switched off to see what it is worth (``--no-whiten``, ``--label-smoothing 0``, ``--no-tta``,
+``--no-tta-shift``, ``--no-alternate-flip``, ``--no-lookahead``, ``--ema-decay 0``,
+``--no-nesterov``, ``--augment cifar``, ``--scheduler onecycle``).
 ``--fit-budget`` chooses the epochs that fit ``--budget`` from a short throughput measurement.
 
 The plain loop (torchvision ImageFolder over the extracted JPEGs, DataLoader, per-image
@@ -124,6 +126,10 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--ema-decay", type=float, default=None, help="weight average decay per batch (0: off)")
+    p.add_argument("--alternate-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="mirror each picture every other epoch (airbench)")
+    p.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
+                   help="airbench's lookahead: every 5 batches back to slow weights")
     p.add_argument("--no-tta", action="store_true", help="evaluate without flip test-time augmentation")
     p.add_argument("--tta-shift", action=argparse.BooleanOptionalAction, default=None,
                    help="also evaluate one-pixel shifts of each picture (airbench's level 2)")
@@ -155,7 +161,7 @@ def main() -> None:
     flags = dict(batch_size=args.batch_size, momentum=args.momentum, nesterov=args.nesterov,
                  scheduler=args.scheduler, augment=args.augment, weight_decay=args.weight_decay,
                  label_smoothing=args.label_smoothing, ema_decay=args.ema_decay, precision=args.precision,
-                 tta_shift=args.tta_shift,
+                 tta_shift=args.tta_shift, lookahead=args.lookahead, alternate_flip=args.alternate_flip,
                  subset=args.subset, val_subset=args.val_subset, epochs=args.epochs)
     config = recipe.replace(options=options, **{k: v for k, v in flags.items() if v is not None})
     lr = args.lr if args.lr is not None else 1.5 * config.batch_size / 1024
@@ -186,7 +192,9 @@ def main() -> None:
     precision = resolve_precision(config.precision, torch.device("cpu"))
     print(f"\nCIFAR-10 from scratch, recipe {RECIPE}: airbench width {width} x{factor}, {config.epochs} epochs, batch "
           f"{config.batch_size}, {config.scheduler} schedule, peak lr {lr:g}, {config.augment} augmentation, "
-          f"nesterov {config.nesterov}, {precision}, {torch.get_num_threads()} threads")
+          f"nesterov {config.nesterov}, alternate flip {config.alternate_flip}, lookahead {config.lookahead}, "
+          f"EMA {config.ema_decay:g}, TTA flip {config.tta_flip} shift {config.tta_shift}, "
+          f"{result.splits['train']['images']:,} training images, {precision}, {torch.get_num_threads()} threads")
     test = f"{result.test_acc:.4f}" if result.test_acc is not None else "none"
     fits = "within" if total <= args.budget else "over"
     print(f"test accuracy {test} on the best-validation weights (epoch {result.best_epoch}, val acc "

@@ -11,7 +11,8 @@ from torch import nn
 from cnnviz.models import get_model, get_spec
 from cnnviz.models.airbench import WhiteningConv, whitening_filters
 from cnnviz.training import Callback, TrainConfig
-from cnnviz.training.callbacks import WHITEN_BIAS_EPOCHS, WeightAverage, WhitenFirstLayer
+from cnnviz.training.callbacks import (LOOKAHEAD_DECAY, WHITEN_BIAS_EPOCHS, Lookahead, WeightAverage,
+                                      WhitenFirstLayer)
 from cnnviz.training.config import ConfigError
 from cnnviz.training.trainer import Trainer, evaluation_logits
 
@@ -165,6 +166,39 @@ def test_a_run_with_ema_validates_and_keeps_the_average():
 
 def test_no_ema_callback_unless_asked():
     assert not any(isinstance(c, WeightAverage) for c in Trainer(TrainConfig(**TINY)).callbacks)
+
+
+def test_lookahead_pulls_the_weights_to_the_slow_ones_every_five_batches_and_ends_on_them():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    weight = model[0].weight
+    state = SimpleNamespace(learner=SimpleNamespace(trainable=model), epochs=2, batches=10, step=0)
+    look = Lookahead()
+    look.before_fit(state)
+    trained = []  # the weights after each optimiser step, before the callback sees them
+    for step in range(1, 21):
+        with torch.no_grad():
+            weight.add_(1.0)  # a stand-in for an optimiser step
+        trained.append(weight.clone())
+        state.step = step
+        if step == 1:
+            first = weight.clone()
+        look.after_batch(state)
+        if step == 5:
+            decay = LOOKAHEAD_DECAY * (5 / 20) ** 3
+            assert torch.allclose(weight, decay * first + (1 - decay) * trained[-1])
+        elif step % 5:
+            assert torch.equal(weight, trained[-1])  # between lookahead steps the weights train freely
+    slow_before_last = look.slow[0].clone()
+    assert torch.equal(weight, slow_before_last) and not torch.equal(weight, trained[-1])  # ends on the slow weights
+
+
+def test_a_run_with_lookahead_trains_differently_and_finishes():
+    plain = Trainer(TrainConfig(**{**TINY, "epochs": 2})).run()
+    looked = Trainer(TrainConfig(**{**TINY, "epochs": 2}, lookahead=True)).run()
+    assert looked.status == "finished", looked.message
+    assert plain.epochs[0]["train_loss"] != looked.epochs[0]["train_loss"]
+    assert not any(isinstance(c, Lookahead) for c in Trainer(TrainConfig(**TINY)).callbacks)
 
 
 @pytest.mark.parametrize("decay", [-0.1, 1.0])

@@ -427,6 +427,40 @@ def test_translate_preset_shifts_at_most_2_px_with_a_reflected_border():
     assert not all(torch.equal(out[i], x[i]) for i in range(len(x)))
 
 
+@pytest.mark.parametrize("preset", [p for p in AUG_PRESETS if p != "none"])
+def test_a_given_flip_decides_which_pictures_are_mirrored(preset):
+    x = torch.zeros(6, 3, 64, 64, dtype=torch.uint8)
+    x[..., 32:] = 255  # dark left half, bright right half: a mirror image is bright on the left
+    flip = torch.tensor([True, False, True, True, False, False])
+    out = augment_batch(x, preset, generator=torch.Generator().manual_seed(0), flip=flip).float()
+    brighter_left = out[..., :, :16].mean((1, 2, 3)) > out[..., :, -16:].mean((1, 2, 3))
+    assert torch.equal(brighter_left, flip)
+
+
+def test_alternate_flip_mirrors_each_picture_every_other_epoch(monkeypatch):
+    from cnnviz.training.features import ImageBatches
+
+    seen = []
+    real = data.augment_batch
+    monkeypatch.setattr(data, "augment_batch", lambda *a, **k: seen.append(k["flip"]) or real(*a, **k))
+    images = torch.zeros(8, 3, 16, 16, dtype=torch.uint8)
+    source = ImageBatches(images, torch.zeros(8, dtype=torch.long), device=torch.device("cpu"), mean=(0, 0, 0),
+                          std=(1, 1, 1), image_size=16, augment="translate", alternate_flip=True,
+                          generator=torch.Generator().manual_seed(0))
+    index = torch.arange(8)
+    for epoch in (1, 2, 3):
+        source.epoch = epoch
+        source.get(index, train=True)
+    assert torch.equal(seen[1], ~seen[0]) and torch.equal(seen[2], seen[0])
+    assert 0 < int(seen[0].sum()) < 8  # random in the first epoch
+    source.get(index[[5, 2]], train=True)
+    assert torch.equal(seen[3], seen[0][[5, 2]])  # each picture keeps its own turn, whatever the batch
+    plain = ImageBatches(images, torch.zeros(8, dtype=torch.long), device=torch.device("cpu"), mean=(0, 0, 0),
+                         std=(1, 1, 1), image_size=16, augment="translate")
+    plain.get(index, train=True)
+    assert seen[4] is None  # random flips, drawn in augment_batch
+
+
 def test_alexnet_pca_noise_shifts_colour_per_picture():
     x = torch.rand(6, 3, 16, 16)
     shifted = data.augment.pca_colour_noise(x, generator=torch.Generator().manual_seed(0))

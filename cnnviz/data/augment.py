@@ -49,18 +49,23 @@ def _affine_crop(images: torch.Tensor, w: torch.Tensor, h: torch.Tensor, flip: t
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _random_resized_crop(images: torch.Tensor, generator) -> torch.Tensor:
+def _flips(n: int, generator, flip: torch.Tensor | None) -> torch.Tensor:
+    """Which of ``n`` pictures are mirrored: ``flip`` where given, else half of them at random."""
+    return torch.rand(n, generator=generator) < 0.5 if flip is None else flip.cpu()
+
+
+def _random_resized_crop(images: torch.Tensor, generator, flip: torch.Tensor | None = None) -> torch.Tensor:
     n = images.shape[0]
     area = _uniform(n, *STANDARD_SCALE, generator)
     log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), generator)
     ratio = torch.exp(log_ratio)
     w = torch.sqrt(area * ratio).clamp(max=1.0)
     h = torch.sqrt(area / ratio).clamp(max=1.0)
-    flip = torch.rand(n, generator=generator) < 0.5
-    return _affine_crop(images, w, h, flip, generator)
+    return _affine_crop(images, w, h, _flips(n, generator, flip), generator)
 
 
-def _pad_crop_flip(images: torch.Tensor, generator, *, pad_at_32: int = 4, mode: str = "constant") -> torch.Tensor:
+def _pad_crop_flip(images: torch.Tensor, generator, *, pad_at_32: int = 4, mode: str = "constant",
+                   flip: torch.Tensor | None = None) -> torch.Tensor:
     """CIFAR recipe: pad (zeros, or ``mode="reflect"``), take a random crop of the original size, flip half (exact
     integer gather). The padding is ``pad_at_32`` pixels at 32 px, scaled with the image side."""
     n, _, height, width = images.shape
@@ -73,7 +78,7 @@ def _pad_crop_flip(images: torch.Tensor, generator, *, pad_at_32: int = 4, mode:
     dev = images.device
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
-    flip = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    flip = _flips(n, generator, flip).to(dev)
     cols = torch.arange(width, device=dev)
     cols = torch.where(flip[:, None], cols.flip(0)[None, :], cols[None, :]) + ox[:, None]
     rows = torch.arange(height, device=dev)[None, :] + oy[:, None]
@@ -105,10 +110,12 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round().clamp_(0, 255).to(torch.uint8)
 
 
-def augment_batch(images: torch.Tensor, preset: str, *, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, preset: str, *, generator: torch.Generator | None = None,
+                  flip: torch.Tensor | None = None) -> torch.Tensor:
     """Augment a uint8 batch (N, 3, H, W) with ``preset``; uint8 out, same size and device, fresh randomness per sample.
 
-    ``generator`` (a CPU torch.Generator) makes the draws reproducible.
+    ``generator`` (a CPU torch.Generator) makes the draws reproducible. ``flip`` (N booleans) says
+    which pictures a flipping preset mirrors, instead of half of them at random.
     """
     if preset not in AUG_PRESETS:
         raise ValueError(f"unknown augmentation {preset!r}; choose one of: {', '.join(AUG_PRESETS)}")
@@ -117,15 +124,14 @@ def augment_batch(images: torch.Tensor, preset: str, *, generator: torch.Generat
     if preset == "none" or images.shape[0] == 0:
         return images
     if preset == "cifar":
-        return _pad_crop_flip(images, generator)
+        return _pad_crop_flip(images, generator, flip=flip)
     if preset == "translate":
-        return _pad_crop_flip(images, generator, pad_at_32=2, mode="reflect")
+        return _pad_crop_flip(images, generator, pad_at_32=2, mode="reflect", flip=flip)
     if preset == "standard":
-        return _to_uint8(_random_resized_crop(images, generator))
+        return _to_uint8(_random_resized_crop(images, generator, flip))
     n = images.shape[0]
     side = torch.full((n,), ALEXNET_CROP)
-    flip = torch.rand(n, generator=generator) < 0.5
-    cropped = _affine_crop(images, side, side, flip, generator) / 255
+    cropped = _affine_crop(images, side, side, _flips(n, generator, flip), generator) / 255
     return _to_uint8(pca_colour_noise(cropped, generator=generator) * 255)
 
 

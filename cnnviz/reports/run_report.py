@@ -38,9 +38,10 @@ def describe_config(config) -> str:
             f"{config.lr:g}, weight decay {config.weight_decay:g}"
             f"{f', momentum {config.momentum:g}' if config.optimizer == 'sgd' else ''}"
             f"{' (Nesterov)' if config.nesterov else ''}, schedule {config.scheduler}, "
-            f"augmentation {config.augment}"
+            f"augmentation {config.augment}{' (flips alternating)' if config.alternate_flip else ''}"
             f"{f', label smoothing {config.label_smoothing:g}' if config.label_smoothing else ''}, loss {config.loss}"
             f"{f', weights averaged (EMA {config.ema_decay:g} per batch)' if config.ema_decay else ''}"
+            f"{', lookahead every 5 batches' if config.lookahead else ''}"
             f"{_tta_words(config)}, seed {config.seed}.")
     return text
 

@@ -16,8 +16,8 @@ Each event method gets the ``TrainState``. Raising ``StopTraining`` ends the run
 The trainer always runs ``Throughput``, ``GradNorms`` (when ``config.track_grad_norms``),
 ``DivergenceCheck``, ``KeepBest`` and ``ConfusionMatrix``, in that order, before the caller's
 callbacks; ``BestCheckpoint(path)`` is the caller's to add. ``WhitenFirstLayer`` (first, for
-models with a ``WhiteningConv``) and ``WeightAverage`` (when ``config.ema_decay``) are the
-fast-training tricks of airbench (Jordan 2024).
+models with a ``WhiteningConv``), ``Lookahead`` (when ``config.lookahead``) and ``WeightAverage``
+(when ``config.ema_decay``) are the fast-training tricks of airbench (Jordan 2024).
 """
 
 from __future__ import annotations
@@ -265,6 +265,40 @@ class WhitenFirstLayer(Callback):
     def before_epoch(self, state) -> None:
         for layer in self.layers:
             layer.bias.requires_grad_(state.epoch <= WHITEN_BIAS_EPOCHS)
+
+
+LOOKAHEAD_EVERY = 5  # batches between lookahead steps (airbench)
+LOOKAHEAD_DECAY = 0.95 ** 5  # the slow weights' decay at the end of the run; it grows as (t / T) ** 3 before
+
+
+class Lookahead(Callback):
+    """airbench's lookahead (Jordan 2024, after Zhang et al. 2019): slow weights that the trained ones return to.
+
+    Every ``LOOKAHEAD_EVERY`` batches ``slow <- d * slow + (1 - d) * weights`` and then ``weights <- slow``
+    (every floating-point tensor of the state dict, batch-norm statistics too), with
+    ``d = LOOKAHEAD_DECAY * (t / T) ** 3`` after ``t`` of the run's ``T`` batches: near 0 early, so
+    the weights train freely, and up to 0.77 at the end, where it damps the last steps' noise. After
+    the last batch the model holds the slow weights. They start from the weights the first batch
+    trained (after a resume: the resumed ones).
+    """
+
+    def before_fit(self, state) -> None:
+        self.live = [t for t in state.learner.trainable.state_dict().values() if t.is_floating_point()]
+        self.slow: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def after_batch(self, state) -> None:
+        if self.slow is None:
+            self.slow = [t.detach().clone() for t in self.live]
+        total = state.epochs * state.batches
+        if state.step % LOOKAHEAD_EVERY == 0:
+            self._pull(LOOKAHEAD_DECAY * min(state.step / total, 1.0) ** 3)
+        if state.step >= total:
+            self._pull(1.0)  # the run ends on the slow weights
+
+    def _pull(self, decay: float) -> None:
+        torch._foreach_lerp_(self.slow, self.live, 1 - decay)
+        torch._foreach_copy_(self.live, self.slow)
 
 
 class WeightAverage(Callback):

@@ -151,6 +151,14 @@ class TrainConfig:
     # Polyak averaging; airbench's lookahead plays the same part. Per batch: 0.98 averages the last ~50 batches
     ema_decay: float = knob(0.0, help="validate an exponential moving average of the weights with this decay "
                                       "per batch (0: off)", low=0, high=0.9999, section="advanced")
+    # airbench: a picture seen the same way twice in a row teaches less than its mirror image
+    alternate_flip: bool = knob(False, help="mirror each training picture every other epoch (chosen at random in "
+                                            "the first) instead of at random each time (airbench's alternating "
+                                            "flip); for augmentations that flip", section="advanced", ui="toggle")
+    # airbench's other average: unlike the EMA it feeds back into training
+    lookahead: bool = knob(False, help="every 5 batches move the weights to a slow average of them, the average "
+                                       "pulling harder towards the end of the run (airbench's lookahead)",
+                           section="advanced", ui="toggle")
     name: str = knob("", help="a name for the run", section="run", ui="text")
 
     def __post_init__(self):

@@ -36,7 +36,8 @@ class ImageBatches:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device, mean: Sequence[float],
                  std: Sequence[float], image_size: int, augment: str = "none",
                  generator: torch.Generator | None = None, frozen: nn.Module | None = None,
-                 channels_last: bool = False, autocast: Callable[[], ContextManager] = contextlib.nullcontext):
+                 channels_last: bool = False, autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+                 alternate_flip: bool = False):
         self.images = _on_device_if_small(images, device)
         self.labels = labels.to(device)
         self.device = device
@@ -48,6 +49,9 @@ class ImageBatches:
         self.frozen = frozen
         self.channels_last = channels_last
         self.autocast = autocast
+        # airbench's alternating flip: each picture mirrored at random in epoch 1, then every other epoch
+        self.first_flip = (torch.rand(len(labels), generator=generator) < 0.5) if alternate_flip else None
+        self.epoch = 1  # the trainer sets it before each epoch
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -61,7 +65,8 @@ class ImageBatches:
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = resize_batch(x, self.image_size)
         if train and self.augment != "none":
-            x = augment_batch(x, self.augment, generator=self.generator)
+            flip = None if self.first_flip is None else self.first_flip[index.cpu()] ^ (self.epoch % 2 == 0)
+            x = augment_batch(x, self.augment, generator=self.generator, flip=flip)
         x = (x.float() - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

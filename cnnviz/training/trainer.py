@@ -30,7 +30,7 @@ from cnnviz.device import pick_device
 from cnnviz.models import resolve_options
 
 from .callbacks import (BestCheckpoint, Callback, CallbackError, ConfusionMatrix, Diverged, DivergenceCheck,
-                        GradNorms, KeepBest, StopTraining, Throughput, WeightAverage, WhitenFirstLayer,
+                        GradNorms, KeepBest, Lookahead, StopTraining, Throughput, WeightAverage, WhitenFirstLayer,
                         confusion_matrix, per_class_accuracy)
 from .config import TrainConfig
 from .features import ImageBatches, TensorBatches, extract_features, feature_key, load_cached, save_cached
@@ -180,7 +180,8 @@ class Trainer:
         self.config = config
         self.resume_from = resume_from
         builtin = [WhitenFirstLayer(), Throughput(), *([GradNorms()] if config.track_grad_norms else []),
-                   DivergenceCheck(), *([WeightAverage(config.ema_decay)] if config.ema_decay else []), KeepBest(),
+                   DivergenceCheck(), *([Lookahead()] if config.lookahead else []),
+                   *([WeightAverage(config.ema_decay)] if config.ema_decay else []), KeepBest(),
                    ConfusionMatrix()]
         self.callbacks = [*builtin, *callbacks]
         self.stop = stop
@@ -292,7 +293,7 @@ class Trainer:
         common = dict(device=self.device, mean=self.mean, std=self.std, image_size=self.image_size,
                       frozen=learner.frozen, channels_last=self.channels_last, autocast=self.autocast)
         train = ImageBatches(self.train_data.images, self.train_data.labels, augment=config.augment,
-                             generator=self.augment_gen, **common)
+                             generator=self.augment_gen, alternate_flip=config.alternate_flip, **common)
         val = ImageBatches(self.val_data.images, self.val_data.labels, **common)
         if learner.frozen is not None and self.cache_features:
             # Validation never augments, so its features are always fixed; training's only without augmentation.
@@ -412,6 +413,8 @@ class Trainer:
         config, state, learner = self.config, self.state, self.learner
         state.phase, state.batch = "train", 0
         learner.train_mode()
+        if isinstance(self.train_source, ImageBatches):
+            self.train_source.epoch = state.epoch  # which way each picture faces, under alternate_flip
         order = torch.randperm(len(self.train_source), generator=self.shuffle_gen)
         loss_sum, correct, seen = 0.0, torch.zeros((), dtype=torch.long, device=self.device), 0
         for batch, index in enumerate(self._batches(order), start=1):

@@ -419,11 +419,17 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
         c[0].number_input("Test images per class (0 = all)", min_value=0, step=50, key="train_test_subset",
                           persist_state=PERSIST, help="The test set is evaluated once, after the last epoch, on the "
                                                       "best-validation weights; it never chooses the epoch.")
-        c[1].toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
-                    help="Per-layer gradient norms each epoch (the degradation experiment).")
-        c[2].toggle("Shift at test time", key="train_tta_shift", persist_state=PERSIST,
+        c[1].toggle("Shift at test time", key="train_tta_shift", persist_state=PERSIST,
                     help="Also evaluate each picture moved one pixel up-left and one pixel down-right (mirrored "
                          "too when mirroring is on) and average the answers, the original counting half.")
+        c[2].toggle("Alternate flips", key="train_alternate_flip", persist_state=PERSIST,
+                    help="Mirror each training picture every other epoch (at random in the first) instead of at "
+                         "random each time, so no picture is seen the same way twice in a row (airbench).")
+        c[3].toggle("Lookahead", key="train_lookahead", persist_state=PERSIST,
+                    help="Every 5 batches move the weights back to a slow average of them, which pulls harder as "
+                         "the run ends (airbench). Unlike the EMA above, it changes what trains.")
+        st.toggle("Track gradient norms", key="train_grad_norms", persist_state=PERSIST,
+                  help="Per-layer gradient norms each epoch (the degradation experiment).")
     st.caption("Defaults: " + "; ".join(why) + ".")
 
 
