@@ -151,6 +151,7 @@ def main() -> None:
     from cnnviz.data import load_splits
     from cnnviz.recipes import named_recipe
     from cnnviz.training import Callback, train
+    from cnnviz.training.config import evaluation_views
     from cnnviz.training.parts import resolve_precision
 
     recipe = named_recipe(RECIPE).config(data_root=args.data_root, seed=args.seed, device="cpu")
@@ -172,7 +173,7 @@ def main() -> None:
         splits = load_splits(config, image_size=32)  # decode inside the budget (a no-op when --home has the cache)
         train_images, val_images = len(splits[0].labels), len(splits[1].labels)
         rate = measure_throughput(width, factor, config.batch_size, config.precision)
-        views = (2 if config.tta_flip else 1) * (3 if config.tta_shift else 1)  # ~1/3 of training per image, view
+        views = evaluation_views(config.tta_flip, config.tta_shift)  # ~1/3 of training per image and view
         per_epoch = train_images / rate + views * val_images / (3 * rate) + 2
         left = args.budget - (time.perf_counter() - began) - views * 10_000 / (3 * rate)  # the test set, once
         config = config.replace(epochs=max(1, int(left / per_epoch)))
@@ -194,7 +195,8 @@ def main() -> None:
           f"{config.batch_size}, {config.scheduler} schedule, peak lr {lr:g}, {config.augment} augmentation, "
           f"nesterov {config.nesterov}, alternate flip {config.alternate_flip}, lookahead {config.lookahead}, "
           f"EMA {config.ema_decay:g}, TTA flip {config.tta_flip} shift {config.tta_shift}, "
-          f"{result.splits['train']['images']:,} training images, {precision}, {torch.get_num_threads()} threads")
+          f"{(result.splits.get('train') or {}).get('images', 0):,} training images, {precision}, "
+          f"{torch.get_num_threads()} threads")
     test = f"{result.test_acc:.4f}" if result.test_acc is not None else "none"
     fits = "within" if total <= args.budget else "over"
     print(f"test accuracy {test} on the best-validation weights (epoch {result.best_epoch}, val acc "

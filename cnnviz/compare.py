@@ -212,7 +212,8 @@ def first_comparable_pair(runs: Sequence[Any]) -> tuple[int, int]:
 
 def validation_key(config: Any) -> tuple:
     """What decides which images a run validated on, in which order."""
-    return (config.dataset, config.data_path, config.labels, config.val_split, config.seed, config.val_subset)
+    return (config.dataset, config.data_path, config.labels, config.val_split, config.seed, config.val_subset,
+            config.val_carve)
 
 
 def same_validation_set(run_a: Any, run_b: Any) -> tuple[bool, str]:
@@ -221,7 +222,8 @@ def same_validation_set(run_a: Any, run_b: Any) -> tuple[bool, str]:
         missing = run_a if not run_a.val_predictions else run_b
         return False, f"{run_label(missing)} has no saved per-image validation predictions (they are saved when a run ends)."
     a, b = run_a.config, run_b.config
-    names = ("dataset", "data path", "labels", "validation split", "seed", "validation images per class")
+    names = ("dataset", "data path", "labels", "validation split", "seed", "validation images per class",
+             "validation carving")
     for name, value_a, value_b in zip(names, validation_key(a), validation_key(b)):
         if value_a != value_b:
             return False, (f"they validated on different images: {name} is {value_a!r} for {run_label(run_a)} "

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnviz.jobs.estimates import split_sizes  # noqa: F401  (re-exported: its home is the estimates)
-from cnnviz.training.config import TrainConfig
+from cnnviz.training.config import TrainConfig, evaluation_views
 
 # Epochs that finish in minutes on a laptop CPU; the course runs used 10-25. Shapes: five epochs of
 # one-cycle take ResNet-20 past 90% (benchmarks/README.md, "Default runs").
@@ -269,14 +269,15 @@ def features_cached(*, mode: str, augment: str) -> bool:
 
 
 def estimate_epoch_seconds(*, flops_per_image: int, train_images: int, val_images: int,
-                           flops_per_second: float, mode: str = "scratch") -> float:
+                           flops_per_second: float, mode: str = "scratch", views: int = 1) -> float:
     """Seconds for one epoch (training plus validation) from FLOPs and a measured device throughput.
 
+    ``views``: forward passes per validation picture (test-time augmentation, ``evaluation_views``).
     With cached features (see ``features_cached``) this is the first epoch; later ones take moments.
     """
     if flops_per_second <= 0:
         raise ValueError("flops_per_second must be positive")
-    work = flops_per_image * (TRAIN_COST.get(mode, 3.0) * train_images + val_images)
+    work = flops_per_image * (TRAIN_COST.get(mode, 3.0) * train_images + views * val_images)
     return work / flops_per_second
 
 
@@ -310,8 +311,9 @@ def estimate_run_seconds(config, *, flops_per_second: float, flops: int | None =
     flops = flops if flops is not None else run_flops(config)
     if features_cached(mode=config.mode, augment=config.augment):
         return flops * (train + val) / flops_per_second
+    views = 1 if config.mode in ("freeze", "probe") else evaluation_views(config.tta_flip, config.tta_shift)
     per_epoch = estimate_epoch_seconds(flops_per_image=flops, train_images=train, val_images=val,
-                                       flops_per_second=flops_per_second, mode=config.mode)
+                                       flops_per_second=flops_per_second, mode=config.mode, views=views)
     return per_epoch * config.epochs
 
 

@@ -106,6 +106,17 @@ def test_shift_tta_gives_the_original_half_and_each_one_pixel_shift_a_quarter():
         assert torch.allclose(evaluation_logits(model, x, shift=True), alone, atol=1e-6)
 
 
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("shift", [False, True])
+def test_evaluation_views_counts_the_forward_passes_evaluation_makes(flip, shift):
+    from cnnviz.training.config import evaluation_views
+
+    calls = []
+    model = lambda x: calls.append(1) or x.mean((2, 3))  # noqa: E731
+    evaluation_logits(model, torch.randn(2, 3, 8, 8), flip=flip, shift=shift)
+    assert len(calls) == evaluation_views(flip, shift)
+
+
 def test_flip_tta_changes_evaluation_only():
     plain = Trainer(TrainConfig(**TINY)).run()
     flipped = Trainer(TrainConfig(**TINY, tta_flip=True)).run()

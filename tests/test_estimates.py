@@ -32,6 +32,23 @@ def finished_run(store: RunStore, config: TrainConfig, epoch_seconds: list[float
     return run_id
 
 
+def test_split_sizes_count_the_carved_pictures_a_run_does_not_validate_on_as_training():
+    capped = TrainConfig(dataset="cifar10", val_subset=100)
+    assert split_sizes(capped) == (49_000, 1_000)
+    assert split_sizes(capped.replace(val_carve="share")) == (45_000, 1_000)
+    assert split_sizes(capped.replace(val_subset=None)) == (45_000, 5_000)
+
+
+def test_test_time_augmentation_multiplies_the_validation_work():
+    from cnnviz.recipes import estimate_epoch_seconds
+    from cnnviz.training.config import evaluation_views
+
+    assert [evaluation_views(f, s) for f in (False, True) for s in (False, True)] == [1, 3, 2, 6]
+    one = estimate_epoch_seconds(flops_per_image=10, train_images=0, val_images=100, flops_per_second=1.0)
+    assert estimate_epoch_seconds(flops_per_image=10, train_images=0, val_images=100, flops_per_second=1.0,
+                                  views=6) == 6 * one
+
+
 def test_before_any_run_the_benchmark_is_the_guess(store):
     assert estimate_run(CONFIG, store) is None
     guess = estimate_run(CONFIG, store, fallback=lambda config: 60.0)

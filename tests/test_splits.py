@@ -90,13 +90,58 @@ def test_carved_validation_holds_out_only_the_pictures_it_validates_on(tmp_path)
     train_data, val = load_splits(config, image_size=16)
     assert set(val.class_counts().values()) == {1}
     assert len(train_data) + len(val) == 150  # the carved pictures not validated on train
-    assert val.origin.startswith("1 picture of each class") and "less 1 picture for validation" in train_data.origin
+    assert val.origin.startswith("at most 1 picture of each class") and "less at most 1 picture for validation" \
+        in train_data.origin
     full_train, full_val = load_splits(config.replace(val_subset=None), image_size=16)
     assert len(train_data) > len(full_train)
     train_rows = {bytes(x.numpy()) for x in train_data.images}
     assert not any(bytes(x.numpy()) in train_rows for x in val.images)  # still disjoint
     from cnnviz.data import load_validation
     assert torch.equal(load_validation(config, image_size=16).images, val.images)  # what the Compare page shows
+
+
+def test_a_run_stored_before_capped_carving_gets_back_the_pictures_it_validated_on(tmp_path):
+    from tests.data_helpers import write_cifar10_pickles
+
+    from cnnviz.data import load_validation
+
+    root = write_cifar10_pickles(tmp_path / "root", per_class=8)  # 40 per class over the 5 batch files
+    stored = TrainConfig(dataset="cifar10", data_root=str(root), val_subset=2).to_dict()
+    del stored["val_carve"]  # a run card written before the setting existed
+    old = TrainConfig.from_dict(stored)
+    assert old.val_carve == "share" and TrainConfig.from_dict({**stored, "val_carve": "capped"}).val_carve == "capped"
+    # the old rule: the whole 10% share held out, val_subset of it validated
+    share = load_dataset("cifar10", root=root, split="val", subset=2)
+    assert torch.equal(load_validation(old, image_size=32).images, share.images)
+    train_old, _ = load_splits(old, image_size=32)
+    assert len(train_old) == 400 - 40  # 4 per class held out, 2 of them validated
+    capped = old.replace(val_carve="capped")
+    assert len(load_splits(capped, image_size=32)[0]) == 400 - 20  # only the 2 validated held out
+    from cnnviz.compare import validation_key
+    assert validation_key(old) != validation_key(capped)  # Compare will not pair their predictions
+
+
+def test_a_capped_folder_keeps_validation_training_and_test_apart(tmp_path):
+    path = write_class_folders(tmp_path, ["a", "b"], 60, size=12, zip=True, name="big")
+    config = TrainConfig(dataset="folder", data_path=str(path), val_subset=3)
+    train_data, val = load_splits(config, image_size=12)
+    test = load_test(config, image_size=12)
+    assert set(val.class_counts().values()) == {3} and set(test.class_counts().values()) == {12}
+    assert len(train_data) + len(val) + len(test) == 120  # the cap's leftovers train
+    rows = lambda d: {bytes(x.numpy()) for x in d.images}  # noqa: E731
+    assert not rows(train_data) & rows(val) and not rows(train_data) & rows(test) and not rows(val) & rows(test)
+
+
+def test_a_coarse_cap_is_spread_over_each_superclass_fine_classes(tmp_path):
+    from tests.data_helpers import write_cifar100_pickles
+
+    root = write_cifar100_pickles(tmp_path / "root", per_class=20)  # 100 fine classes in 20 superclasses of 5
+    fine = TrainConfig(dataset="cifar100", data_root=str(root), val_subset=1)
+    coarse = fine.replace(labels="coarse", val_subset=5)
+    fine_train, fine_val = load_splits(fine, image_size=32)
+    coarse_train, coarse_val = load_splits(coarse, image_size=32)
+    assert len(fine_val) == 100 and len(coarse_val) == 100 and set(coarse_val.class_counts().values()) == {5}
+    assert torch.equal(fine_train.images, coarse_train.images)  # the same pictures held out either way
 
 
 def test_hymenoptera_keeps_its_val_folder_and_has_no_test_set(tmp_path):

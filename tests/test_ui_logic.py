@@ -198,6 +198,9 @@ def test_images_for_estimate():
     assert logic.images_for_estimate(train_counts=counts, val_counts={"a": 20, "b": 10}) == (130, 30)
     assert logic.images_for_estimate(train_counts=counts, val_counts={"a": 20, "b": 10}, subset=50,
                                      val_subset=5) == (80, 10)
+    # carved validation holds out only what it validates on: the rest of each share trains
+    assert logic.images_for_estimate(train_counts=counts, val_counts={"a": 20, "b": 10}, val_subset=5,
+                                     val_carved=True) == (130 + 15 + 5, 10)
 
 
 # -- confusion cells -----------------------------------------------------------------------------

@@ -123,7 +123,12 @@ def test_kill_9_of_a_worker_interrupts_its_run_keeps_the_best_checkpoint_and_the
     assert pool.pids() == []
 
 
-def test_resume_continues_the_epochs_and_ends_where_an_uninterrupted_run_ends(tmp_path):
+@pytest.mark.parametrize("changes", [
+    dict(scheduler="cosine", augment="cifar"),
+    # the weight averages and the alternating flips carry state from epoch to epoch
+    dict(scheduler="linear", augment="translate", alternate_flip=True, lookahead=True, ema_decay=0.9),
+], ids=["plain", "averages-and-alternating-flips"])
+def test_resume_continues_the_epochs_and_ends_where_an_uninterrupted_run_ends(tmp_path, changes):
     """Seeded, one CPU thread: stopped after epoch 1 and resumed == trained through (to 1e-6)."""
     import torch
 
@@ -131,7 +136,7 @@ def test_resume_continues_the_epochs_and_ends_where_an_uninterrupted_run_ends(tm
     from cnnviz.training.callbacks import Callback
 
     torch.set_num_threads(1)
-    config = tiny(epochs=3, scheduler="cosine", augment="cifar")
+    config = tiny(epochs=3, **changes)
     store = RunStore(tmp_path / "home")
 
     straight = submit(config, student="a", store=store)

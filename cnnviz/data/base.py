@@ -44,6 +44,7 @@ class ImageData:
     coarse_classes: list[str] | None = None
     source: str = ""  # where the pictures came from (a path, or "generated")
     origin: str = ""  # which part of the files this split is, in words ("10% of each class of train, carved...")
+    carved: bool = False  # a part carved from the training files (validation or test), not a split of its own
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

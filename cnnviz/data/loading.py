@@ -4,7 +4,8 @@ Three splits, never mixed: train, validation (chooses the best epoch) and test (
 at the end, on the best-validation weights). Under ``val_split="official"`` (the default)
 validation is the dataset's own val split where it has one (hymenoptera's val/, the generated
 shapes, a folder's val/); otherwise it is carved from the training files, seeded and
-stratified (``DatasetSpec.val_fraction`` of each class: 10% for CIFAR). The test set is the
+stratified (``DatasetSpec.val_fraction`` of each class: 10% for CIFAR; with ``val_per_class``, a
+run's ``val_subset``, at most that many, the rest training). The test set is the
 dataset's own test split (CIFAR, shapes), or a part carved from the training files where the
 spec asks for one and every class is large enough (a user's folder), else there is none
 (hymenoptera: its val folder is the validation set, as the course reports used it).
@@ -16,6 +17,7 @@ so a second run (or a restart) does not decode again.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -144,9 +146,9 @@ def _plan(index: DatasetIndex, name: str, val_split: str, seed: int, val_per_cla
     plan: dict[str, tuple[str, torch.Tensor | None, str] | None] = {"train": ("train", None, "the training files")}
     if carve_val or carve_test:
         caps = (val_per_class if carve_val else None, None)
-        if caps[0] is not None and round(int(torch.bincount(train_labels).min()) * fractions[0]) <= caps[0]:
-            caps = (None, None)  # the share is no bigger than the cap: say it as a share
-        shares = [f"{cap} picture{'s' * (cap != 1)}" if cap else f"{f:.0%}" for f, cap in zip(fractions, caps)]
+        if caps[0] is not None and round(int(torch.bincount(train_labels).max()) * fractions[0]) <= caps[0]:
+            caps = (None, None)  # no class's share is bigger than the cap: say it as a share
+        shares = [f"at most {cap} picture{'s' * (cap != 1)}" if cap else f"{f:.0%}" for f, cap in zip(fractions, caps)]
         wanted = [(f, cap) for f, cap in zip(fractions, caps) if f > 0]
         parts = iter(stratified_parts(train_labels, tuple(f for f, _ in wanted), seed=seed, classes=index.classes,
                                       caps=tuple(cap for _, cap in wanted)))
@@ -236,6 +238,10 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
     path_obj = Path(os.fspath(path)).expanduser() if path else None
     index = _index(name, root_path, path_obj, labels)
     classes = index.coarse_classes if labels == "coarse" else index.classes
+    if val_per_class is not None and labels == "coarse" and index.coarse_classes:
+        # Carving goes by the fine labels (fine and coarse runs hold out the same pictures): a cap per coarse
+        # class is that many over all its fine classes.
+        val_per_class = math.ceil(val_per_class * len(index.coarse_classes) / len(index.classes))
     chosen_plan = _plan(index, name, val_split, seed, val_per_class)[split]
     if chosen_plan is None:
         raise NoTestSet(_no_test_message(name))
@@ -262,6 +268,7 @@ def load_dataset(name: str, *, root: str | Path | None = None, split: str = "tra
         coarse_classes=None if index.coarse_classes is None else list(index.coarse_classes),
         source=index.source,
         origin=origin,
+        carved=split != "train" and split_name == "train",
     )
 
 
@@ -277,6 +284,7 @@ class SplitRequest(Protocol):
     subset: int | None
     val_subset: int | None
     test_subset: int | None
+    val_carve: str  # "capped": carved validation holds out only val_subset per class; "share": the whole share
 
 
 def load_splits(config: SplitRequest, *, image_size: int,
@@ -318,6 +326,7 @@ def split_warnings(val: ImageData) -> list[str]:
 
 
 def _common(config: SplitRequest, image_size: int, progress) -> dict:
+    capped = config.val_carve == "capped"
     return dict(root=config.data_root, image_size=image_size, seed=config.seed, labels=config.labels,
-                path=config.data_path, val_split=config.val_split, val_per_class=config.val_subset,
+                path=config.data_path, val_split=config.val_split, val_per_class=config.val_subset if capped else None,
                 progress=progress)

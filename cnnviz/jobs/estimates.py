@@ -43,14 +43,18 @@ def split_sizes(config) -> tuple[int, int]:
     spec = get_dataset_spec(config.dataset)
     sizes = spec.split_images
     train, val = sizes.get("train", 1_000), sizes.get("val", 250)
-    if config.val_split == "random" or "val" not in sizes:  # validation carved from the training images
+    carved = config.val_split == "random" or "val" not in sizes  # validation carved from the training images
+    if carved:
         val = max(1, round(train * spec.val_fraction))
         train -= val
     classes = spec.classes_for(config.labels) or 10
+    if config.val_subset:
+        kept = min(val, config.val_subset * classes)
+        if carved and config.val_carve == "capped":
+            train += val - kept  # only the validated pictures are held out
+        val = kept
     if config.subset:
         train = min(train, config.subset * classes)
-    if config.val_subset:
-        val = min(val, config.val_subset * classes)
     return train, val
 
 

@@ -12,6 +12,7 @@ from cnnviz import charts
 from cnnviz.reports import figures
 from cnnviz.reports.render import (Bullets, Code, Gallery, Image, Paragraph, Report, Section, Table, chart_image,
                                    frame, thumbnail_png)
+from cnnviz.training.callbacks import LOOKAHEAD_EVERY
 
 MISCLASSIFIED = 8  # pictures in the gallery: enough to see a pattern, small enough to print
 MODE_WORDS = {"scratch": "from random initial weights", "finetune": "with a new head, every layer training",
@@ -38,10 +39,11 @@ def describe_config(config) -> str:
             f"{config.lr:g}, weight decay {config.weight_decay:g}"
             f"{f', momentum {config.momentum:g}' if config.optimizer == 'sgd' else ''}"
             f"{' (Nesterov)' if config.nesterov else ''}, schedule {config.scheduler}, "
-            f"augmentation {config.augment}{' (flips alternating)' if config.alternate_flip else ''}"
+            f"augmentation {config.augment}"
+            f"{' (flips alternating)' if config.alternate_flip and config.augment != 'none' else ''}"
             f"{f', label smoothing {config.label_smoothing:g}' if config.label_smoothing else ''}, loss {config.loss}"
             f"{f', weights averaged (EMA {config.ema_decay:g} per batch)' if config.ema_decay else ''}"
-            f"{', lookahead every 5 batches' if config.lookahead else ''}"
+            f"{f', lookahead every {LOOKAHEAD_EVERY} batches' if config.lookahead else ''}"
             f"{_tta_words(config)}, seed {config.seed}.")
     return text
 
@@ -153,9 +155,9 @@ def misclassified_gallery(run, *, limit: int = MISCLASSIFIED) -> Gallery | Parag
     if not run.val_predictions:
         return Paragraph("(No validation predictions were stored for this run.)")
     try:
-        from cnnviz.data import load_splits
+        from cnnviz.data import load_validation
 
-        _, val = load_splits(run.config, image_size=run.image_size or 64)
+        val = load_validation(run.config, image_size=run.image_size or 64)
     except Exception as exc:  # noqa: BLE001 - a dataset moved since the run
         return Paragraph(f"(The validation pictures could not be loaded: {exc}.)")
     if len(val) != len(run.val_predictions):

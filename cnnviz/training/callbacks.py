@@ -279,7 +279,7 @@ class Lookahead(Callback):
     ``d = LOOKAHEAD_DECAY * (t / T) ** 3`` after ``t`` of the run's ``T`` batches: near 0 early, so
     the weights train freely, and up to 0.77 at the end, where it damps the last steps' noise. After
     the last batch the model holds the slow weights. They start from the weights the first batch
-    trained (after a resume: the resumed ones).
+    trained; checkpoints keep them (``state_dict``), so a resumed run goes on as if never stopped.
     """
 
     def before_fit(self, state) -> None:
@@ -300,6 +300,13 @@ class Lookahead(Callback):
         torch._foreach_lerp_(self.slow, self.live, 1 - decay)
         torch._foreach_copy_(self.live, self.slow)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"slow": None if self.slow is None else [t.detach().cpu().clone() for t in self.slow]}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        slow = saved.get("slow")
+        self.slow = None if slow is None else [t.to(live.device) for t, live in zip(slow, self.live)]
+
 
 class WeightAverage(Callback):
     """Validates an exponential moving average of the weights (Polyak averaging) instead of the trained weights.
@@ -309,7 +316,8 @@ class WeightAverage(Callback):
     after ``t`` batches, so the random start fades quickly (TensorFlow's ExponentialMovingAverage).
     ``before_validate`` swaps the average in, so validation, the kept best epoch and checkpoints all
     hold it; ``before_epoch`` swaps the trained weights back. After the last epoch the model holds
-    the average.
+    the average. Checkpoints keep the average and the trained weights (``state_dict``), so a resumed
+    run goes on as if never stopped.
     """
 
     def __init__(self, decay: float):
@@ -339,3 +347,14 @@ class WeightAverage(Callback):
         if self.trained is not None:
             torch._foreach_copy_(self.live, self.trained)
             self.trained = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The average, the trained weights (the model holds the average after validation) and the count."""
+        def cpu(tensors):
+            return None if tensors is None else [t.detach().cpu().clone() for t in tensors]
+        return {"average": cpu(self.average), "trained": cpu(self.trained), "updates": self.updates}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        def here(tensors):
+            return None if tensors is None else [t.to(live.device) for t, live in zip(tensors, self.live)]
+        self.average, self.trained, self.updates = here(saved["average"]), here(saved["trained"]), saved["updates"]

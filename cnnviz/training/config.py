@@ -23,6 +23,7 @@ AUGMENTS = ("none", "standard", "cifar", "translate", "alexnet")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LABEL_SETS = ("fine", "coarse")
 VAL_SPLITS = ("official", "random")
+VAL_CARVES = ("capped", "share")
 SECTIONS = ("data", "model", "mode", "optimisation", "advanced", "run")
 UI_KINDS = ("number", "select", "toggle", "text", "special", None)
 
@@ -127,10 +128,16 @@ class TrainConfig:
     # validation chooses the best epoch, so it must never be the test set (CIFAR's only held-out split)
     val_split: str = knob("official", help="official: the dataset's own val split where it has one (hymenoptera, "
                                            "shapes, a folder's val/), else carved from the training images (CIFAR: "
-                                           "10 percent); random: always carved from the training images (seeded, "
+                                           "10 percent, or val_subset per class); random: always carved from the training images (seeded, "
                                            "stratified), the own val split becoming the test set. The test set is "
                                            "never used to choose the best epoch", choices=VAL_SPLITS,
                           section="advanced", ui="select")
+    # How carved validation treats val_subset. Runs stored before "capped" existed carry "share" (from_dict),
+    # so reloading one gives back the very pictures it validated on.
+    val_carve: str = knob("capped", help="capped: carved validation holds out only the val_subset pictures it "
+                                         "validates on, the rest train; share: it holds out the dataset's whole "
+                                         "share and validates on val_subset of them", choices=VAL_CARVES,
+                          section="advanced", ui=None)
     seed: int = knob(0, help="random seed of initialisation, splits, order and augmentation", low=0,
                      section="advanced")
     device: str = knob("auto", help="auto | cpu | cuda | mps (default auto)", section="run", ui=None)
@@ -148,7 +155,7 @@ class TrainConfig:
     tta_shift: bool = knob(False, help="also evaluate each picture shifted one pixel up-left and one down-right "
                                        "(mirrored too with tta_flip); the original counts half",
                            section="advanced", ui="toggle")
-    # Polyak averaging; airbench's lookahead plays the same part. Per batch: 0.98 averages the last ~50 batches
+    # Polyak averaging (airbench's lookahead, below, is its cousin that feeds back into training). Per batch: 0.98 averages the last ~50 batches
     ema_decay: float = knob(0.0, help="validate an exponential moving average of the weights with this decay "
                                       "per batch (0: off)", low=0, high=0.9999, section="advanced")
     # airbench: a picture seen the same way twice in a row teaches less than its mirror image
@@ -181,7 +188,9 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Build from a dict, ignoring keys this version does not know (older/newer run cards)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values.setdefault("val_carve", "share")  # stored before capped carving: the whole share was held out
+        return cls(**values)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
@@ -252,3 +261,8 @@ def validate(config: TrainConfig) -> list[str]:
 def nesterov_applies(optimizer: str, momentum: float) -> bool:
     """Whether Nesterov momentum means anything for these settings: SGD with momentum above 0."""
     return optimizer == "sgd" and momentum > 0
+
+
+def evaluation_views(tta_flip: bool, tta_shift: bool) -> int:
+    """Forward passes per picture an evaluation makes (``training.parts.evaluation_logits``): 1, 2, 3 or 6."""
+    return (2 if tta_flip else 1) * (3 if tta_shift else 1)

@@ -98,6 +98,8 @@ class TrainState:
     layout: dict[str, Any] = field(default_factory=dict)  # the checkpoint fields fixed at build time
     train_source: Any = None  # the training batches; .get(index, train=False) gives model inputs, unaugmented
     result: "RunResult | None" = None  # set just before after_fit
+    # callbacks whose own state a resume needs (weight averages): name -> callback with state_dict()
+    resumable: dict[str, Any] = field(default_factory=dict)
 
     def checkpoint(self, *, training_state: bool = True) -> Checkpoint:
         """A checkpoint of the model as it is now (with the optimiser, scheduler and RNG states unless told not)."""
@@ -119,6 +121,7 @@ class TrainState:
             ckpt.scheduler_state = self.scheduler.state_dict() if self.scheduler is not None else None
             ckpt.rng_state = {"torch": torch.get_rng_state(),
                               **{name: g.get_state() for name, g in self.generators.items()}}
+            ckpt.extra["callbacks"] = {name: c.state_dict() for name, c in self.resumable.items()}
         return ckpt
 
 
@@ -187,6 +190,7 @@ class Trainer:
         self.stop = stop
         self.cache_features = cache_features
         self.state = TrainState(config=config, epochs=config.epochs)
+        self.state.resumable = {type(c).__name__: c for c in builtin if isinstance(c, (Lookahead, WeightAverage))}
         self.notes: list[str] = []
         self.learner: Learner | None = None
 
@@ -358,6 +362,7 @@ class Trainer:
                     torch.cuda.empty_cache()
                 self.config = state.config = self.config.replace(batch_size=size // 2)
                 state.history.clear()
+                state.step = 0  # the run starts again, in batches of the new size
                 self._build()
 
     def _fit(self) -> None:
@@ -406,6 +411,10 @@ class Trainer:
         if state.best_epoch == ckpt.epoch:
             state.best_snapshot = self.learner.snapshot()  # else the best weights stay in the best checkpoint file
         state.step = int(saved.get("step") or 0)
+        kept = ckpt.extra.get("callbacks") or {}
+        for name, callback in state.resumable.items():
+            if name in kept:
+                callback.load_state_dict(kept[name])
         return int(ckpt.epoch or 0) + 1
 
     def _train_epoch(self) -> tuple[float, float]:

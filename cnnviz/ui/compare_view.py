@@ -168,7 +168,8 @@ def confusion_section(runs: Sequence[Any]) -> None:
 def _validation_images(config_json: str, image_size: int):
     """The validation split of a run's config at ``image_size`` (shared read-only across sessions).
 
-    The pictures ``cnnviz.data.load_splits`` validates on, without decoding the (much larger) training split the gallery does not show.
+    The pictures ``cnnviz.data.load_splits`` validates on, without decoding the (much larger)
+    training split the gallery does not show.
     """
     return load_validation(TrainConfig.from_json(config_json), image_size=image_size)
 

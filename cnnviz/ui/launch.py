@@ -44,7 +44,8 @@ def launch(options: dict, data) -> None:
         return
     launched[config.to_json()] = run_id
     n_train, _ = images_for_estimate(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
-                                     subset=config.subset)
+                                     subset=config.subset, val_subset=config.val_subset,
+                                     val_carved=data.preview["val_carved"])
     st.session_state.setdefault("train_expected_batches", {})[run_id] = math.ceil(n_train / config.batch_size)
     state.attach(run_id)
     st.rerun()

@@ -305,19 +305,27 @@ def round_lr(lr: float | None) -> float | None:
 
 
 def images_for_estimate(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None = None,
-                        val_subset: int | None = None) -> tuple[int, int]:
-    """(training images, validation images) one epoch sees, with ``subset``/``val_subset`` images per class."""
+                        val_subset: int | None = None, val_carved: bool = False) -> tuple[int, int]:
+    """(training images, validation images) one epoch sees, with ``subset``/``val_subset`` images per class.
+
+    The counts are the dataset's default split. Where validation is carved from the training
+    pictures (``val_carved``), a run holds out only its ``val_subset`` and the rest of each class's
+    share trains (``TrainConfig.val_carve`` "capped").
+    """
     def total(counts: dict[str, int], per_class: int | None) -> int:
         return sum(min(c, per_class) if per_class else c for c in counts.values())
 
+    if val_carved and val_subset:
+        train_counts = {c: n + val_counts.get(c, 0) - min(val_counts.get(c, 0), val_subset)
+                        for c, n in train_counts.items()}
     return total(train_counts, subset), total(val_counts, val_subset)
 
 
 def run_images_text(*, train_counts: dict[str, int], val_counts: dict[str, int], subset: int | None,
-                    val_subset: int | None, official_val: bool) -> str:
+                    val_subset: int | None, official_val: bool, val_carved: bool = False) -> str:
     """What a run with these settings trains and validates on, in one sentence (the numbers ``images_for_estimate`` gives)."""
     train, val = images_for_estimate(train_counts=train_counts, val_counts=val_counts, subset=subset,
-                                     val_subset=val_subset)
+                                     val_subset=val_subset, val_carved=val_carved)
     split = "the official validation split" if official_val else "the validation split"
     part = f"{val_subset} per class of {split}" if val_subset else f"all of {split}"
     return f"A run trains on {train:,} images and validates on **{val:,}** ({part})."

@@ -245,10 +245,10 @@ def show_images(val, indices: list[int], classes: list[str], predictions: list[i
 
 @st.cache_resource(show_spinner="Loading the validation images...", max_entries=4)
 def _validation_split(config_json: str, image_size: int):
-    from cnnviz.data import load_splits
+    from cnnviz.data import load_validation
     from cnnviz.training.config import TrainConfig
 
-    return load_splits(TrainConfig.from_json(config_json), image_size=image_size)[1]
+    return load_validation(TrainConfig.from_json(config_json), image_size=image_size)
 
 
 def validation_split(run):

@@ -32,7 +32,7 @@ from cnnviz.recipes import (
 )
 from cnnviz.training.checks import random_backbone_problem
 from cnnviz.training.config import (AUGMENTS, MODES, OPTIMIZERS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig,
-                                   nesterov_applies)
+                                   evaluation_views, nesterov_applies)
 from cnnviz.ui import cached, state
 from cnnviz.ui.logic import (
     UploadError,
@@ -117,7 +117,8 @@ def dataset_preview(name: str, labels: str, path: str | None, size: int) -> dict
 
     train = load_dataset(name, split="train", image_size=size, labels=labels, path=path)
     # Without an official validation split both calls see the same seeded stratified 80/20 split.
-    val_counts = load_dataset(name, split="val", image_size=size, labels=labels, path=path).class_counts()
+    val = load_dataset(name, split="val", image_size=size, labels=labels, path=path)
+    val_counts = val.class_counts()
     labels_list = train.labels.tolist()
     per_class = max(1, min(8, 16 // len(train.classes)))  # about 16 samples, at least one per class
     picks: list[int] = []
@@ -125,7 +126,7 @@ def dataset_preview(name: str, labels: str, path: str | None, size: int) -> dict
         picks += [i for i, y in enumerate(labels_list) if y == c][:per_class]
     images = train.images[picks].permute(0, 2, 3, 1).numpy()
     return {"classes": list(train.classes), "counts": train.class_counts(), "val_counts": val_counts,
-            "official_val": get_dataset_spec(name).official_val,
+            "official_val": get_dataset_spec(name).official_val, "val_carved": val.carved,
             "skipped": train.skipped, "samples": [(images[i], train.classes[labels_list[j]]) for i, j in enumerate(picks)],
             "aug_source": train.images[picks[: min(4, len(picks))]].numpy()}
 
@@ -175,7 +176,7 @@ def run_images_line(data: DatasetChoice) -> None:
     text = run_images_text(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
                            subset=st.session_state.get("train_subset") or None,
                            val_subset=st.session_state.get("train_val_subset") or None,
-                           official_val=data.preview["official_val"])
+                           official_val=data.preview["official_val"], val_carved=data.preview["val_carved"])
     (data.split_slot or st).markdown(text)
 
 
@@ -395,8 +396,10 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
         c[0].selectbox("Validation split", ["official", "random"], key="train_val_split", persist_state=PERSIST,
                        help="official: the dataset's own val/test split; random: a seeded stratified 80/20 split.")
         c[1].number_input("Validation images per class (0 = all)", min_value=0, step=50, key="train_val_subset",
-                          persist_state=PERSIST, help="Validating on all 10,000 CIFAR test images every epoch costs "
-                                                      "more than training on a CPU.")
+                          persist_state=PERSIST,
+                          help="Validating on every carved CIFAR picture each epoch costs a lot on a CPU. Where "
+                               "validation is carved from the training pictures (CIFAR, a folder without val/), "
+                               "only these are held out and the rest train.")
         c[2].number_input("Seed", **number_bounds("seed"), step=1, key="train_seed", persist_state=PERSIST)
         c[3].number_input("LR step (epochs)", **number_bounds("step_size"), step=1, key="train_step_size",
                           persist_state=PERSIST,
@@ -423,8 +426,10 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                     help="Also evaluate each picture moved one pixel up-left and one pixel down-right (mirrored "
                          "too when mirroring is on) and average the answers, the original counting half.")
         c[2].toggle("Alternate flips", key="train_alternate_flip", persist_state=PERSIST,
+                    disabled=st.session_state.get("train_augment") == "none",
                     help="Mirror each training picture every other epoch (at random in the first) instead of at "
-                         "random each time, so no picture is seen the same way twice in a row (airbench).")
+                         "random each time, so no picture is seen the same way twice in a row (airbench). For an "
+                         "augmentation that flips.")
         c[3].toggle("Lookahead", key="train_lookahead", persist_state=PERSIST,
                     help="Every 5 batches move the weights back to a slow average of them, which pulls harder as "
                          "the run ends (airbench). Unlike the EMA above, it changes what trains.")
@@ -522,10 +527,13 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
     speed = cached.flops_per_second(arch, measure_size)
     n_train, n_val = images_for_estimate(train_counts=data.preview["counts"], val_counts=data.preview["val_counts"],
                                          subset=st.session_state.get("train_subset") or None,
-                                         val_subset=st.session_state.get("train_val_subset") or None)
+                                         val_subset=st.session_state.get("train_val_subset") or None,
+                                         val_carved=data.preview["val_carved"])
     mode = st.session_state.get("train_mode", "scratch")
+    views = 1 if mode in ("freeze", "probe") else evaluation_views(st.session_state.get("train_tta_flip", False),
+                                                                   st.session_state.get("train_tta_shift", False))
     seconds = estimate_epoch_seconds(flops_per_image=flops, train_images=n_train, val_images=n_val,
-                                     flops_per_second=speed, mode=mode)
+                                     flops_per_second=speed, mode=mode, views=views)
     epochs = int(st.session_state.get("train_epochs", 1))
     once = features_cached(mode=mode, augment=st.session_state.get("train_augment", "none"))
     # This server's own epochs replace the benchmark once there are any (cached-feature epochs time the head alone).
