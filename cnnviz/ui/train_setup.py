@@ -394,7 +394,9 @@ def hyperparameter_section(why: list[str], num_classes: int) -> None:
                        format_func={"ce": "cross-entropy", "bce": "binary cross-entropy (1 logit)"}.get)
         c = st.columns(4)
         c[0].selectbox("Validation split", ["official", "random"], key="train_val_split", persist_state=PERSIST,
-                       help="official: the dataset's own val/test split; random: a seeded stratified 80/20 split.")
+                       help="official: the dataset's own val split where it has one, else carved from the training "
+                            "pictures; random: always carved from the training pictures (seeded, stratified: 10% "
+                            "for CIFAR, 20% elsewhere), the own val split becoming the test set.")
         c[1].number_input("Validation images per class (0 = all)", min_value=0, step=50, key="train_val_subset",
                           persist_state=PERSIST,
                           help="Validating on every carved CIFAR picture each epoch costs a lot on a CPU. Where "
