@@ -311,7 +311,7 @@ def estimate_run_seconds(config, *, flops_per_second: float, flops: int | None =
     flops = flops if flops is not None else run_flops(config)
     if features_cached(mode=config.mode, augment=config.augment):
         return flops * (train + val) / flops_per_second
-    views = 1 if config.mode in ("freeze", "probe") else evaluation_views(config.tta_flip, config.tta_shift)
+    views = evaluation_views(config.tta_flip, config.tta_shift, mode=config.mode)
     per_epoch = estimate_epoch_seconds(flops_per_image=flops, train_images=train, val_images=val,
                                        flops_per_second=flops_per_second, mode=config.mode, views=views)
     return per_epoch * config.epochs

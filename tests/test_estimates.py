@@ -44,6 +44,7 @@ def test_test_time_augmentation_multiplies_the_validation_work():
     from cnnviz.training.config import evaluation_views
 
     assert [evaluation_views(f, s) for f in (False, True) for s in (False, True)] == [1, 3, 2, 6]
+    assert evaluation_views(True, True, mode="freeze") == evaluation_views(True, True, mode="probe") == 1
     one = estimate_epoch_seconds(flops_per_image=10, train_images=0, val_images=100, flops_per_second=1.0)
     assert estimate_epoch_seconds(flops_per_image=10, train_images=0, val_images=100, flops_per_second=1.0,
                                   views=6) == 6 * one

@@ -267,6 +267,21 @@ class WhitenFirstLayer(Callback):
             layer.bias.requires_grad_(state.epoch <= WHITEN_BIAS_EPOCHS)
 
 
+def _float_state(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The model's floating-point state-dict tensors (weights and batch-norm statistics), live."""
+    return [t for t in model.state_dict().values() if t.is_floating_point()]
+
+
+def _saved(tensors: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+    """CPU copies of ``tensors`` for a checkpoint."""
+    return None if tensors is None else [t.detach().cpu().clone() for t in tensors]
+
+
+def _restored(tensors: list[torch.Tensor] | None, like: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """Saved ``tensors`` back on the devices of ``like``."""
+    return None if tensors is None else [t.to(live.device) for t, live in zip(tensors, like)]
+
+
 LOOKAHEAD_EVERY = 5  # batches between lookahead steps (airbench)
 LOOKAHEAD_DECAY = 0.95 ** 5  # the slow weights' decay at the end of the run; it grows as (t / T) ** 3 before
 
@@ -283,7 +298,7 @@ class Lookahead(Callback):
     """
 
     def before_fit(self, state) -> None:
-        self.live = [t for t in state.learner.trainable.state_dict().values() if t.is_floating_point()]
+        self.live = _float_state(state.learner.trainable)
         self.slow: list[torch.Tensor] | None = None
 
     @torch.no_grad()
@@ -301,11 +316,10 @@ class Lookahead(Callback):
         torch._foreach_copy_(self.live, self.slow)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"slow": None if self.slow is None else [t.detach().cpu().clone() for t in self.slow]}
+        return {"slow": _saved(self.slow)}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        slow = saved.get("slow")
-        self.slow = None if slow is None else [t.to(live.device) for t, live in zip(slow, self.live)]
+        self.slow = _restored(saved.get("slow"), self.live)
 
 
 class WeightAverage(Callback):
@@ -326,7 +340,7 @@ class WeightAverage(Callback):
         self.decay = decay
 
     def before_fit(self, state) -> None:
-        self.live = [t for t in state.learner.trainable.state_dict().values() if t.is_floating_point()]
+        self.live = _float_state(state.learner.trainable)
         self.average = [t.detach().clone() for t in self.live]
         self.trained: list[torch.Tensor] | None = None
         self.updates = 0
@@ -350,11 +364,8 @@ class WeightAverage(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The average, the trained weights (the model holds the average after validation) and the count."""
-        def cpu(tensors):
-            return None if tensors is None else [t.detach().cpu().clone() for t in tensors]
-        return {"average": cpu(self.average), "trained": cpu(self.trained), "updates": self.updates}
+        return {"average": _saved(self.average), "trained": _saved(self.trained), "updates": self.updates}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        def here(tensors):
-            return None if tensors is None else [t.to(live.device) for t, live in zip(tensors, self.live)]
-        self.average, self.trained, self.updates = here(saved["average"]), here(saved["trained"]), saved["updates"]
+        self.average, self.trained = _restored(saved["average"], self.live), _restored(saved["trained"], self.live)
+        self.updates = saved["updates"]

@@ -263,6 +263,11 @@ def nesterov_applies(optimizer: str, momentum: float) -> bool:
     return optimizer == "sgd" and momentum > 0
 
 
-def evaluation_views(tta_flip: bool, tta_shift: bool) -> int:
-    """Forward passes per picture an evaluation makes (``training.parts.evaluation_logits``): 1, 2, 3 or 6."""
+def evaluation_views(tta_flip: bool, tta_shift: bool, *, mode: str = "scratch") -> int:
+    """Forward passes per picture an evaluation makes (``training.parts.evaluation_logits``): 1, 2, 3 or 6.
+
+    Freeze and probe runs evaluate a frozen body's features, which are no pictures to mirror or shift: 1.
+    """
+    if mode in ("freeze", "probe"):
+        return 1
     return (2 if tta_flip else 1) * (3 if tta_shift else 1)

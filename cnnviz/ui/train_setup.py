@@ -532,8 +532,8 @@ def cost_and_estimate(arch: str, options: dict, *, num_classes: int, data: Datas
                                          val_subset=st.session_state.get("train_val_subset") or None,
                                          val_carved=data.preview["val_carved"])
     mode = st.session_state.get("train_mode", "scratch")
-    views = 1 if mode in ("freeze", "probe") else evaluation_views(st.session_state.get("train_tta_flip", False),
-                                                                   st.session_state.get("train_tta_shift", False))
+    views = evaluation_views(st.session_state.get("train_tta_flip", False),
+                             st.session_state.get("train_tta_shift", False), mode=mode)
     seconds = estimate_epoch_seconds(flops_per_image=flops, train_images=n_train, val_images=n_val,
                                      flops_per_second=speed, mode=mode, views=views)
     epochs = int(st.session_state.get("train_epochs", 1))
