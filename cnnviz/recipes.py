@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnnviz.jobs.estimates import split_sizes  # noqa: F401  (re-exported: its home is the estimates)
-from cnnviz.training.config import TrainConfig, evaluation_views
+from cnnviz.training.config import FROZEN_MODES, TrainConfig, evaluation_views
 
 # Epochs that finish in minutes on a laptop CPU; the course runs used 10-25. Shapes: five epochs of
 # one-cycle take ResNet-20 past 90% (benchmarks/README.md, "Default runs").
@@ -265,7 +265,7 @@ TRAIN_COST = {"scratch": 3.0, "finetune": 3.0, "freeze": 1.1, "probe": 1.05}
 
 def features_cached(*, mode: str, augment: str) -> bool:
     """Whether the trainer computes the frozen features once and trains the head on them afterwards."""
-    return mode in ("freeze", "probe") and augment == "none"
+    return mode in FROZEN_MODES and augment == "none"
 
 
 def estimate_epoch_seconds(*, flops_per_image: int, train_images: int, val_images: int,

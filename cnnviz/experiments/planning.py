@@ -12,7 +12,7 @@ from cnnviz.data.sources import dataset_present
 from cnnviz.experiments.spec import IMAGENET, SCRATCH, Choices, PlannedRun
 from cnnviz.models import resolve_options
 from cnnviz.models.weights import weights_location, weights_present
-from cnnviz.training.config import TrainConfig
+from cnnviz.training.config import FROZEN_MODES, TrainConfig
 
 
 def dataset_for(choices: Choices, default: str) -> str:
@@ -51,7 +51,7 @@ def config(**values: Any) -> TrainConfig:
     values.setdefault("test_subset", values.get("val_subset"))
     # A frozen or probed network on random weights is allowed here on purpose: an experiment offers
     # it only as a labelled stand-in ("random init") or as the baseline it compares against.
-    if values.get("mode") in ("freeze", "probe") and values.get("init", "none") == SCRATCH:
+    if values.get("mode") in FROZEN_MODES and values.get("init", "none") == SCRATCH:
         values.setdefault("allow_random_backbone", True)
     return TrainConfig(**values)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnviz.runs.cleanup import parse_bytes
+from cnnviz.training.config import FROZEN_MODES
 
 # A worker's own memory after importing torch and torchvision (RssAnon, measured on Linux); the ~300 MB
 # of shared-library pages on top are shared between processes and reclaimable, so not counted.
@@ -27,7 +28,6 @@ RUNTIME_BYTES = 400 * 10**6
 BACKWARD_FACTOR = 1.5  # kept outputs, plus the gradients in flight while the backward pass frees them
 BUDGET_SHARE = 0.6  # of physical memory, when CNNVIZ_MEMORY_BUDGET is not set: the server and pages need the rest
 SMALLER_SIZES = (192, 160, 128, 112, 96, 64, 48, 32)
-FROZEN_MODES = ("freeze", "probe")
 
 
 @dataclass(frozen=True)

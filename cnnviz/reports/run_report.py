@@ -13,6 +13,7 @@ from cnnviz.reports import figures
 from cnnviz.reports.render import (Bullets, Code, Gallery, Image, Paragraph, Report, Section, Table, chart_image,
                                    frame, thumbnail_png)
 from cnnviz.training.callbacks import LOOKAHEAD_EVERY
+from cnnviz.training.config import FROZEN_MODES
 
 MISCLASSIFIED = 8  # pictures in the gallery: enough to see a pattern, small enough to print
 MODE_WORDS = {"scratch": "from random initial weights", "finetune": "with a new head, every layer training",
@@ -113,7 +114,7 @@ def model_blocks(run) -> list:
                               "(2 per multiply-add).")]
     try:
         summary = summarize(run.config.arch, options=run.config.options, num_classes=max(len(run.classes), 1),
-                            image_size=run.image_size or None, frozen=run.config.mode in ("freeze", "probe"))
+                            image_size=run.image_size or None, frozen=run.config.mode in FROZEN_MODES)
     except Exception as exc:  # noqa: BLE001 - an architecture no longer registered: keep the rest of the report
         return blocks + [Paragraph(f"(The model could not be rebuilt to print it: {exc}.)")]
     return blocks + [Code(summary.text, "The printed model (print(model))"),

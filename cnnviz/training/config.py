@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODES = ("scratch", "finetune", "freeze", "probe")
+FROZEN_MODES = ("freeze", "probe")  # the body keeps its weights; only a head trains
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle", "linear")
 LOSSES = ("ce", "bce")
@@ -268,6 +269,6 @@ def evaluation_views(tta_flip: bool, tta_shift: bool, *, mode: str = "scratch") 
 
     Freeze and probe runs evaluate a frozen body's features, which are no pictures to mirror or shift: 1.
     """
-    if mode in ("freeze", "probe"):
+    if mode in FROZEN_MODES:
         return 1
     return (2 if tta_flip else 1) * (3 if tta_shift else 1)
