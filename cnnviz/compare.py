@@ -19,10 +19,10 @@ from cnnviz.runs import load_model
 
 # Table columns in display order; filters and the CSV export use the same names.
 TABLE_COLUMNS = (
-    "id", "name", "architecture", "dataset", "mode", "status", "best val acc", "time (s)", "params",
+    "id", "name", "student", "architecture", "dataset", "mode", "status", "best val acc", "time (s)", "params",
     "trainable params", "FLOPs", "options", "init", "best epoch", "epochs", "created", "note",
 )
-SEARCH_COLUMNS = ("name", "architecture", "options", "dataset", "mode", "init", "status")
+SEARCH_COLUMNS = ("name", "student", "architecture", "options", "dataset", "mode", "init", "status")
 # What a curve can be drawn against (label -> cnnviz.charts.curves ``x``): wall time shows what speed costs.
 CURVE_AXES = {"epoch": "epoch", "wall time": "wall"}
 # Costs for the accuracy-against-cost scatter (label -> cnnviz.charts.cost_scatter ``cost``).
@@ -43,11 +43,16 @@ def describe_options(options: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
+def run_name(run: Any) -> str:
+    """A run's own name, or ``resnet18 finetune`` for one never named."""
+    return (run.name or "").strip() or f"{run.config.arch} {run.config.mode}"
+
+
 def run_label(run: Any) -> str:
-    """How a run is named in pickers and legends: ``#3 resnet18 finetune`` or ``#3 my name``."""
-    config = run.config
-    name = (run.name or "").strip() or f"{config.arch} {config.mode}"
-    return f"#{run.id} {name}"
+    """How a run is named in pickers and legends: ``#3 resnet18 finetune · alice`` (its student, where
+    known: a class trains the same default run thirty times)."""
+    student = (getattr(run, "student", "") or "").strip()
+    return f"#{run.id} {run_name(run)}" + (f" · {student}" if student else "")
 
 
 def _label_sets(dataset: str) -> tuple[str, ...]:
@@ -93,7 +98,8 @@ def runs_table(*, runs: Iterable[Any], epochs_done: dict[int, int] | None = None
         done = epochs_done.get(int(run.id))
         rows.append({
             "id": int(run.id),
-            "name": run_label(run).split(" ", 1)[1],
+            "name": run_name(run),
+            "student": getattr(run, "student", "") or "",
             "architecture": config.arch,
             "options": describe_options(config.options),
             "dataset": _dataset_label(config),
@@ -184,13 +190,15 @@ def cost_frame(table: pd.DataFrame) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def default_selection(table: pd.DataFrame, *, limit: int = 3) -> list[int]:
-    """The runs Compare starts with: the newest finished runs of the newest run's dataset (never a mix)."""
+def default_selection(table: pd.DataFrame, *, limit: int = 3, student: str = "") -> list[int]:
+    """The runs Compare starts with: the newest finished runs of the newest run's dataset (never a mix),
+    ``student``'s own where they have finished any."""
     if table.empty:
         return []
     newest = table.sort_values("id", ascending=False)
     finished = newest[newest["status"] == "finished"]
-    pool = finished if not finished.empty else newest
+    own = finished[finished["student"] == student] if student else finished.iloc[:0]
+    pool = own if not own.empty else finished if not finished.empty else newest
     dataset = pool.iloc[0]["dataset"]
     return [int(i) for i in pool[pool["dataset"] == dataset]["id"].head(limit)]
 
@@ -276,6 +284,7 @@ class ModelChoice:
     dataset: str | None = None  # what the model was trained on (None: ImageNet)
     knows: str = ""  # the classes it can answer, e.g. "knows: ants, bees"
     finished: bool = True
+    student: str = ""  # whose run it is ("" for ImageNet weights and runs without one)
 
 
 def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]] = ()) -> list[ModelChoice]:
@@ -289,7 +298,8 @@ def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]
         status = "" if run.status == "finished" else f", {run.status}"
         label = f"{run_label(run)} ({_dataset_label(run.config)}{acc}{status})"
         choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime, dataset=run.config.dataset,
-                                   knows=knows_text(run.classes or []), finished=run.status == "finished"))
+                                   knows=knows_text(run.classes or []), finished=run.status == "finished",
+                                   student=getattr(run, "student", "") or ""))
     for arch, version in pretrained:
         choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version,
                                    knows="knows: 1000 ImageNet classes"))
@@ -317,17 +327,22 @@ def picture_datasets(names: Iterable[str]) -> list[str]:
     return found
 
 
-def default_models(choices: Sequence[ModelChoice], *, datasets: Sequence[str] = ()) -> list[str]:
+def default_models(choices: Sequence[ModelChoice], *, datasets: Sequence[str] = (), student: str = "") -> list[str]:
     """Keys of the models Predict starts with: per dataset of the pictures, its newest finished run;
-    with no such run (or no known dataset), the newest finished run; else the first choice."""
+    with no such run (or no known dataset), the newest finished run; else the first choice.
+
+    At each step ``student``'s own runs come first: in a class, the newest run is usually
+    somebody else's.
+    """
+    ordered = sorted(choices, key=lambda c: not (student and c.student == student))  # stable: newest first kept
     picked = []
     for dataset in datasets:
-        match = next((c for c in choices if c.dataset == dataset and c.finished), None)
+        match = next((c for c in ordered if c.dataset == dataset and c.finished), None)
         if match is not None:
             picked.append(match.key)
     if picked:
         return picked
-    newest = next((c for c in choices if c.finished), choices[0] if choices else None)
+    newest = next((c for c in ordered if c.finished), ordered[0] if ordered else None)
     return [newest.key] if newest is not None else []
 
 

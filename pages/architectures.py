@@ -2,16 +2,18 @@
 
 import streamlit as st
 
-from cnnviz.ui import arch_view, cached
-from cnnviz.ui.logic import options_key
 from cnnviz.ui.nav import require_router
-from cnnviz.ui.widgets import PERSIST, architecture_picker, model_select
 
 require_router()
 
 st.title("Architectures")
 st.caption("Pick a network, switch its residual shortcuts and squeeze-and-excitation blocks on and off, "
            "and watch parameters, FLOPs and the layer table change.")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz.ui import arch_view, cached  # noqa: E402
+from cnnviz.ui.logic import options_key  # noqa: E402
+from cnnviz.ui.widgets import PERSIST, architecture_picker, model_select  # noqa: E402
 
 picked = architecture_picker(prefix="arch", default="alexnet")
 problem = cached.input_size_problem(picked.arch, picked.image_size, picked.options)

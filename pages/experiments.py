@@ -2,9 +2,6 @@
 
 import streamlit as st
 
-from cnnviz import experiments as ex
-from cnnviz.ui import experiments_view as view
-from cnnviz.ui.widgets import open_store
 from cnnviz.ui.nav import require_router
 
 require_router()
@@ -14,6 +11,11 @@ st.caption("Each card redoes one comparison from the course reports: the questio
            "a group of runs launched together (they queue one after another on this device), and your numbers "
            "beside the published ones. Start with the **quick** size: it fits in a class period on a laptop CPU. "
            "You can leave the page while runs train; your results are here when you come back.")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz import experiments as ex  # noqa: E402
+from cnnviz.ui import experiments_view as view  # noqa: E402
+from cnnviz.ui.widgets import open_store  # noqa: E402
 
 store = open_store()
 runs = store.list()

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from cnnviz.ui import learn_view as view
 from cnnviz.ui.nav import require_router
 
 require_router()
@@ -11,6 +10,9 @@ st.title("Learn")
 st.caption("Why AlexNet worked, why residual connections let networks go deep, what squeeze-and-excitation "
            "blocks do, and which loss to use for two classes. Every number below is computed live with the same "
            "PyTorch calls the models use.")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz.ui import learn_view as view  # noqa: E402
 
 TOPICS = {
     "AlexNet's ingredients": (view.relu_vs_tanh, view.lrn, view.dropout, view.pca_colour, view.sgd_recipe),

@@ -2,15 +2,17 @@
 
 import streamlit as st
 
-from cnnviz.ui import predict_view as view
 from cnnviz.ui.nav import require_router
-from cnnviz.ui.widgets import link_to_train, open_store
 
 require_router()
 
 st.title("Predict")
 st.caption("Give the models a picture: each one lists its most likely classes and a Grad-CAM heat map shows "
            "which part of the picture drove its top answer.")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz.ui import predict_view as view  # noqa: E402
+from cnnviz.ui.widgets import link_to_train, open_store  # noqa: E402
 store = open_store()
 with st.spinner("Looking for trained models..."):  # the first look imports torch: a few seconds
     choices = view.model_choices(store)

@@ -2,13 +2,16 @@
 
 import streamlit as st
 
-from cnnviz.ui import teacher_view as view
-from cnnviz.ui.cached import benchmark_seconds
 from cnnviz.ui.nav import require_router
-from cnnviz.ui.widgets import open_store
 
 require_router()
 st.title("Teacher")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz.ui import teacher_view as view  # noqa: E402
+from cnnviz.ui.cached import benchmark_seconds  # noqa: E402
+from cnnviz.ui.widgets import open_store  # noqa: E402
+
 view.require_teacher()
 st.caption("The whole class at a glance: what waits, what trains, and how much disk the checkpoints take.")
 st.button("Refresh", key="teacher_refresh", icon=":material/refresh:")

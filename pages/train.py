@@ -2,20 +2,22 @@
 
 import streamlit as st
 
-from cnnviz.data import dataset_display_name
-from cnnviz.models import get_spec
-from cnnviz.recipes import default_start
-from cnnviz.ui import run_view, state, train_setup
-from cnnviz.ui.launch import launch
 from cnnviz.ui.nav import require_router
 from cnnviz.ui.sidebar import device_hint
-from cnnviz.ui.student import current_student
-from cnnviz.ui.widgets import architecture_picker
 
 require_router()
 st.title("Train")
 st.caption(f"Runs train in the background on **{device_hint()}**: you can switch pages or close the tab; "
            "come back to this page (or its URL) to see the run again.")
+
+# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+from cnnviz.data import dataset_display_name  # noqa: E402
+from cnnviz.models import get_spec  # noqa: E402
+from cnnviz.recipes import default_start  # noqa: E402
+from cnnviz.ui import run_view, state, train_setup  # noqa: E402
+from cnnviz.ui.launch import launch  # noqa: E402
+from cnnviz.ui.student import current_student  # noqa: E402
+from cnnviz.ui.widgets import architecture_picker  # noqa: E402
 
 train_setup.your_runs(current_student())
 run_id = state.attached_run_id()

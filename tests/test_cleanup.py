@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cnnviz.runs import RunStore, cleanup_checkpoints, disk_status, disk_use_by_student, parse_bytes
-from cnnviz.runs.cleanup import disk_budget
+from cnnviz.runs.cleanup import NO_RUN, disk_budget
 from cnnviz.training.config import TrainConfig
 
 
@@ -40,6 +40,17 @@ def test_disk_use_is_summed_per_student(store):
     add_run(store, "ann", 0.6, 200)
     add_run(store, "bob", 0.7, 100)
     assert disk_use_by_student(store) == {"ann": 500, "bob": 100}
+
+
+def test_the_students_shares_add_up_to_the_folders_total(store):
+    """A training run's last-epoch file counts as its student's; a file no run points to has its own row."""
+    running = add_run(store, "ann", 0.5, 300, status="running")
+    store.last_checkpoint_path(running).write_bytes(b"x" * 40)
+    add_run(store, "bob", 0.7, 100)
+    (store.checkpoint_dir / "run-99.pt").write_bytes(b"x" * 7)  # its run was deleted behind the store's back
+    use = disk_use_by_student(store)
+    assert use == {"ann": 340, "bob": 100, NO_RUN: 7}
+    assert sum(use.values()) == disk_status(store).used
 
 
 def test_cleanup_keeps_each_students_best_and_never_a_running_run(store):

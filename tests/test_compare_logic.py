@@ -11,10 +11,11 @@ from cnnviz import compare
 from cnnviz.training.config import TrainConfig
 
 
-def _run(run_id: int, *, name: str = "", status: str = "finished", preds=None, classes=("a", "b", "c"), **config):
+def _run(run_id: int, *, name: str = "", status: str = "finished", preds=None, classes=("a", "b", "c"), student="",
+         **config):
     """A stand-in with the fields of cnnviz.runs.Run that the compare logic reads."""
     return SimpleNamespace(
-        id=run_id, name=name, config=TrainConfig(**config), status=status, message=None,
+        id=run_id, name=name, config=TrainConfig(**config), status=status, message=None, student=student,
         created_at=1_700_000_000.0 + run_id, started_at=None, finished_at=None, train_seconds=12.5 * run_id,
         params=1000 * run_id, flops=10_000 * run_id, classes=list(classes), best_val_acc=0.5 + run_id / 100,
         best_epoch=2, confusion=[[2, 0, 0], [1, 1, 0], [0, 0, 2]], per_class_acc=[1.0, 0.5, 1.0],
@@ -77,7 +78,7 @@ def test_filter_choices_and_csv(runs):
     assert choices["architecture"] == ["alexnet_cifar", "resnet18"]
     assert choices["status"] == ["failed", "finished", "running"]
     text = compare.table_csv(table)
-    assert text.splitlines()[0].startswith("id,name,architecture,dataset,mode,status")
+    assert text.splitlines()[0].startswith("id,name,student,architecture,dataset,mode,status")
     assert len(text.strip().splitlines()) == 5
 
 
@@ -223,6 +224,27 @@ def test_predict_defaults_to_models_that_know_the_pictures(tmp_path):
     assert compare.default_models(choices, datasets=["shapes"]) == ["run:2"]  # a shapes star is not asked of ants
     assert compare.default_models(choices) == ["run:3"]  # no known domain: the newest finished run
     assert compare.default_models([]) == []
+
+
+def test_a_students_own_runs_come_first_in_the_default_choices(tmp_path):
+    """In a class the newest run is usually somebody else's: Predict and Compare start with your own."""
+    saved = tmp_path / "best.pt"
+    saved.write_bytes(b"weights")
+    runs = [_run(4, student="bob"), _run(3, student="alice"), _run(2, student="alice", status="failed"),
+            _run(1, student="bob", dataset="hymenoptera")]
+    for run in runs:
+        run.checkpoint = str(saved)
+    choices = compare.model_choices(runs)
+    assert compare.default_models(choices, student="alice") == ["run:3"]
+    assert compare.default_models(choices, student="carol") == ["run:4"]  # no runs of her own: the newest
+    assert compare.default_models(choices, datasets=["hymenoptera"], student="alice") == ["run:1"]  # only bob's knows it
+    table = compare.runs_table(runs=runs)
+    assert list(table["student"]) == ["bob", "alice", "alice", "bob"]
+    assert compare.default_selection(table, student="alice") == [3]
+    assert compare.default_selection(table, student="bob") == [4]  # his newest run's dataset only, never a mix
+    assert compare.default_selection(table) == [4, 3]
+    assert compare.run_label(runs[0]) == "#4 alexnet_cifar scratch · bob"
+    assert compare.run_label(_run(9, name="mine")) == "#9 mine"  # nobody's run: no student named
 
 
 def test_uploaded_datasets_are_named_by_their_file(runs, tmp_path):

@@ -549,7 +549,7 @@ def test_heic_without_pillow_heif_says_what_to_install(monkeypatch):
     monkeypatch.setattr(images, "FORMATS", tuple(f for f in images.FORMATS if f != "HEIF"))
     with pytest.raises(images.ImageLoadError, match="IMG_0001.HEIC: a HEIC/HEIF photo.*pip install pillow-heif"):
         images.load_image(data, name="IMG_0001.HEIC")
-    with pytest.raises(images.ImageLoadError, match="not a readable image; use a jpg, png, webp, bmp, gif, tiff or heic file"):
+    with pytest.raises(images.ImageLoadError, match="not a readable image: .*HEIC/HEIF picture, whatever its name says"):
         images.load_image(b"plain text", name="notes.txt")
 
 

@@ -3,7 +3,10 @@ what ``cnnviz.ui.nav.legacy_pages_mode`` assumes, and a deep link still renders 
 
 from __future__ import annotations
 
+import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,32 @@ def test_a_deep_link_in_the_legacy_mode_renders_inside_the_router(flag, monkeypa
     monkeypatch.setattr(nav, "legacy_pages_mode", lambda: False)
     at.run()
     assert at.title[0].value.startswith("cnnviz") and "Device" not in _sidebar_captions(at)
+
+
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in PAGES_DIR.glob("*.py")))
+def test_every_page_draws_its_title_before_it_imports_torch(page):
+    """A first visit must not sit on a blank page while torch loads: what a page imports above its
+    ``st.title`` keeps torch out (checked in a fresh interpreter)."""
+    tree = ast.parse((PAGES_DIR / page).read_text(encoding="utf-8"))
+    before = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                getattr(node.value.func, "attr", None) == "title":
+            break
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            before.append(ast.unparse(node))
+    else:
+        pytest.fail(f"{page} draws no st.title")
+    code = "\n".join(before + ["import sys", "print('torch' in sys.modules)"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", f"{page} imports torch before its title: {before}"
+
+
+def test_the_router_preloads_torch_in_the_background():
+    thread = nav.preload_torch()
+    assert thread.name == "cnnviz-preload-torch" and nav.preload_torch() is thread  # once per server
+    thread.join(timeout=120)
+    assert "torch" in sys.modules and "cnnviz.models" in sys.modules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -159,6 +160,31 @@ def test_rename_and_delete(seeded):
     assert ids["cifar"] not in _table_ids(at)
     assert ids["cifar"] not in at.multiselect(key="compare_runs").value
     assert not at.checkbox(key="compare_delete_confirm").value
+
+
+def test_a_student_renames_and_deletes_only_their_own_runs(seeded):
+    """In a class everyone's runs share one store: Compare lists them all, each with its student,
+    but a student can rename or delete only their own (and runs nobody owns)."""
+    store, ids = seeded
+    bobs = store.create(TrainConfig(epochs=1), name="bob's run", student="bob")
+    alices = store.create(TrainConfig(epochs=1), name="alice's run", student="alice")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["student"] = "alice"
+    _run(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["id"], table["student"]))[bobs] == "bob"
+    options = at.selectbox(key="compare_manage_run").options
+    assert any(f"#{alices} " in o for o in options) and not any(f"#{bobs} " in o for o in options)
+    assert any(f"#{ids['alex']} " in o for o in options)  # nobody's run
+    at.selectbox(key="compare_manage_run").set_value(alices)
+    at.checkbox(key="compare_delete_confirm").check()
+    _run(at)
+    with sqlite3.connect(store.path) as db:  # the run changes hands before the click: the click checks again
+        db.execute("UPDATE runs SET student = 'bob' WHERE id = ?", (alices,))
+    at.button(key="compare_delete").click()
+    _run(at)
+    assert alices in [r.id for r in store.list()]
+    assert any("another student's" in w.value for w in at.warning)
 
 
 def test_a_failed_run_shows_dashes_and_why(seeded):

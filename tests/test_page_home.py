@@ -26,10 +26,14 @@ def test_home_renders_with_links_paths_and_device(cnnviz_home):
 
 
 def test_home_does_not_import_torch(tmp_path):
-    # A fresh interpreter: the test process itself has torch loaded by other tests.
+    # A fresh interpreter: the test process itself has torch loaded by other tests. The router's
+    # background preload of torch (tested in test_nav) is switched off: what is checked here is that
+    # Home, the router and the sidebar never wait for torch themselves.
     code = (
         "import sys, json\n"
         "from streamlit.testing.v1 import AppTest\n"
+        "from cnnviz.ui import nav\n"
+        "nav.preload_torch = lambda: None\n"
         f"at = AppTest.from_file({APP!r}, default_timeout=60).run()\n"
         "print(json.dumps({'torch': 'torch' in sys.modules, 'errors': [e.message for e in at.exception],"
         " 'title': at.title[0].value if at.title else None}))\n"

@@ -134,7 +134,7 @@ def test_truncated_file(fmt):
 def test_not_an_image(tmp_path):
     path = tmp_path / "notes.jpg"
     path.write_text("these are my lecture notes, not a photo")
-    with pytest.raises(ImageLoadError, match=r"^notes.jpg: not a readable image; use a jpg, png"):
+    with pytest.raises(ImageLoadError, match=r"^notes.jpg: not a readable image: its contents are not a JPEG, PNG"):
         load_image(path)
     with pytest.raises(ImageLoadError, match="not a readable image"):
         load_image(b"")

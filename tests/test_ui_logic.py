@@ -56,6 +56,14 @@ def test_later_epochs_use_the_measured_batch_count():
     assert "Epoch 2 of 4, batch 2 of 4" in p.text
 
 
+def test_after_the_last_epoch_the_run_says_it_is_testing_and_saving():
+    """Not "Epoch 5 of 5, batch 0 of 47; about 0 s left" while the test set is evaluated."""
+    p = logic.run_progress(status="running", epochs_total=2, epoch_rows=[{"epoch": 1}, {"epoch": 2}],
+                           batch_rows=batches([4, 4]), started_at=0.0, now=30.0)
+    assert p.fraction == 1.0 and p.text.startswith("All 2 epochs done") and "test set" in p.text
+    assert "batch" not in p.text
+
+
 def test_first_epoch_without_a_batch_count_still_reports():
     p = logic.run_progress(status="running", epochs_total=3, epoch_rows=[], batch_rows=batches([3]),
                            started_at=0.0, now=1.0)

@@ -42,6 +42,9 @@ HEIF_INSTALL = "pip install pillow-heif==1.8.1"
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF") + (("HEIF",) if HEIF_AVAILABLE else ())
 # What the uploaders accept: HEIC/HEIF even without pillow-heif, so the user sees why it failed.
 EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif")
+# A file whose bytes are no picture format, whatever its name says (a .jpg that is really a text file).
+NOT_A_PICTURE = ("not a readable image: its contents are not a JPEG, PNG, WebP, BMP, GIF, TIFF or HEIC/HEIF "
+                 "picture, whatever its name says; open it in an image viewer and save it as JPEG or PNG")
 MAX_PIXELS = 40_000_000  # 40 megapixels: bigger than any phone photo, far below a decompression bomb
 # Largest photo an uploader takes, per file: a 40-megapixel phone photo is 10-25 MB; uploads are held in memory.
 MAX_PHOTO_MB = 30
@@ -82,8 +85,7 @@ def load_image(data: bytes | str | Path | BinaryIO, *, max_pixels: int = MAX_PIX
         if not HEIF_AVAILABLE and is_heif(fp.getvalue()):
             raise ImageLoadError(f"{label}: a HEIC/HEIF photo, which needs pillow-heif to read: run "
                                  f"`{HEIF_INSTALL}` and restart, or save the photo as JPEG") from None
-        raise ImageLoadError(f"{label}: not a readable image; use a jpg, png, webp, bmp, gif, tiff or heic file"
-                             ) from None
+        raise ImageLoadError(f"{label}: {NOT_A_PICTURE}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(
             f"{label}: the image is absurdly large (a possible decompression bomb); resize it below "

@@ -46,13 +46,33 @@ def checkpoint_bytes(run: Run) -> int:
     return _file_size(run.checkpoint)
 
 
-def disk_use_by_student(store: RunStore) -> dict[str, int]:
-    """Bytes of checkpoint files per student (``""``: runs without a student), largest first."""
-    use: dict[str, int] = {}
+NO_RUN = None  # disk_use_by_student's key for files in the checkpoint folder that no run points to
+
+
+def run_files(store: RunStore, run: Run) -> set[Path]:
+    """The checkpoint files ``run`` holds on disk: its best weights, and its last epoch while it can resume."""
+    paths = {Path(run.checkpoint)} if run.checkpoint else set()
+    paths.add(store.last_checkpoint_path(run.id))
+    return {p for p in paths if p.is_file()}
+
+
+def disk_use_by_student(store: RunStore) -> dict[str | None, int]:
+    """Bytes of checkpoint files per student (``""``: runs without a student; ``NO_RUN``: files in the
+    checkpoint folder no run points to), largest first. The values add up to ``checkpoint_folder_bytes``
+    for a folder that holds only checkpoint files."""
+    use: dict[str | None, int] = {}
+    owned: set[Path] = set()
     for run in store.list():
-        size = checkpoint_bytes(run)
+        files = run_files(store, run) - owned
+        owned |= files
+        size = sum(_file_size(str(p)) for p in files)
         if size:
             use[run.student] = use.get(run.student, 0) + size
+    folder = store.checkpoint_dir
+    stray = sum(_file_size(str(p)) for p in folder.rglob("*") if p.is_file() and p not in owned) \
+        if folder.is_dir() else 0
+    if stray:
+        use[NO_RUN] = stray
     return dict(sorted(use.items(), key=lambda item: -item[1]))
 
 

@@ -511,9 +511,11 @@ class Trainer:
         state = self.state
         if not state.best_epoch:
             return "no epoch finished"
-        test = (f"; test acc {state.test_acc:.3f} (once, on the best-validation weights)"
+        # Percentages, as the pages show them; no parentheses, since the pages put the message in some.
+        test = (f"; test accuracy {state.test_acc:.1%}, measured once on that epoch's weights"
                 if state.test_acc is not None else f"; {no_test_reason(self.config)}")
-        return f"best val acc {state.best_val_acc:.3f} at epoch {state.best_epoch} of {len(state.history)}{test}"
+        return (f"best validation accuracy {state.best_val_acc:.1%} at epoch {state.best_epoch} of "
+                f"{len(state.history)}{test}")
 
     def _result(self, seconds: float) -> RunResult:
         state = self.state

@@ -16,6 +16,7 @@ from cnnviz import charts, compare
 from cnnviz.data import get_dataset_spec, load_validation
 from cnnviz.runs import RunNotFound, RunStore
 from cnnviz.training.config import TrainConfig
+from cnnviz.ui.student import current_student
 
 GALLERY_MAX = 36  # images per gallery page: enough to see a pattern, few enough to load fast
 GALLERY_IMAGE = 120  # px per gallery picture: a row wraps to the screen's width
@@ -95,9 +96,9 @@ def _pick_shown(ids: list[int]) -> None:
 
 def pick_runs(table: pd.DataFrame, shown: pd.DataFrame) -> list[int]:
     """The multiselect of runs to compare (key ``compare_runs``); defaults to the newest finished runs of one dataset."""
-    labels = {int(row.id): f"#{row.id} {row.name} ({row.dataset})" for row in table.itertuples()}
+    labels = {int(row.id): f"#{row.id} {row.name}{_whose(row.student)} ({row.dataset})" for row in table.itertuples()}
     if "compare_runs" not in st.session_state:
-        st.session_state["compare_runs"] = compare.default_selection(table)
+        st.session_state["compare_runs"] = compare.default_selection(table, student=current_student())
     # Runs deleted since the last rerun must leave the selection before the widget sees it.
     st.session_state["compare_runs"] = [i for i in st.session_state["compare_runs"] if i in labels]
     chosen = st.multiselect("Runs to compare", list(labels), format_func=labels.get, key="compare_runs",
@@ -252,6 +253,9 @@ def _rename(store: RunStore) -> None:
         st.session_state["compare_notice"] = ("warning", "Type a new name first.")
         return
     try:
+        if not _yours(store, run_id):
+            st.session_state["compare_notice"] = ("warning", f"Run #{run_id} is another student's: not renamed.")
+            return
         store.rename(run_id, name)
     except RunNotFound:
         st.session_state["compare_notice"] = ("warning", f"Run #{run_id} no longer exists.")
@@ -264,6 +268,9 @@ def _delete(store: RunStore) -> None:
     run_id = st.session_state["compare_manage_run"]
     st.session_state["compare_delete_confirm"] = False
     try:
+        if not _yours(store, run_id):
+            st.session_state["compare_notice"] = ("warning", f"Run #{run_id} is another student's: not deleted.")
+            return
         store.delete(run_id)
     except (ValueError, RunNotFound) as exc:
         st.session_state["compare_notice"] = ("warning", f"Run #{run_id} was not deleted: {exc}")
@@ -272,13 +279,32 @@ def _delete(store: RunStore) -> None:
     st.session_state["compare_notice"] = ("success", f"Deleted run #{run_id} and its checkpoint.")
 
 
+def _whose(student: str) -> str:
+    return f" · {student}" if student else ""
+
+
+def _yours(store: RunStore, run_id: int) -> bool:
+    """Whether the current student may rename or delete run ``run_id`` (their own, or a run nobody owns)."""
+    return store.get(run_id).student in ("", current_student())
+
+
 def manage_section(store: RunStore, table: pd.DataFrame) -> None:
-    """Rename a run, or delete it (with its checkpoint) after ticking a confirmation."""
+    """Rename one of your runs, or delete it (with its checkpoint) after ticking a confirmation.
+
+    A student manages only their own runs (and runs that belong to nobody); the Teacher page
+    cancels and cleans up anyone's.
+    """
     notice = st.session_state.pop("compare_notice", None)
     if notice:
         getattr(st, notice[0])(notice[1])
-    labels = {int(row.id): f"#{row.id} {row.name} ({row.status})" for row in table.itertuples()}
-    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="compare_manage_run")
+    mine = table[table["student"].isin(("", current_student()))]
+    if mine.empty:
+        st.caption(f"You ({current_student()}) have no runs to rename or delete here; other students' runs are "
+                   "theirs, and the Teacher page cancels and cleans up anyone's.")
+        return
+    labels = {int(row.id): f"#{row.id} {row.name}{_whose(row.student)} ({row.status})" for row in mine.itertuples()}
+    run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="compare_manage_run",
+                          help="Your own runs; the Teacher page manages everyone's.")
     left, right = st.columns(2)
     with left:
         st.text_input("New name", key="compare_rename_text", max_chars=80)

@@ -82,8 +82,9 @@ def relu_vs_tanh() -> None:
     st.markdown("AlexNet replaced the saturating tanh with the rectified linear unit and trained several times "
                 "faster (Krizhevsky et al. 2012, figure 1). Where tanh is flat its derivative is near zero, so the "
                 "gradient that reaches earlier layers shrinks; ReLU's derivative is exactly 1 wherever it is on.")
-    st.latex(r"\mathrm{ReLU}(x)=\max(0,x),\quad \mathrm{ReLU}'(x)=[x>0];\qquad "
-             r"\tanh'(x)=1-\tanh^2(x)")
+    # Two short formulas, not one long line: st.latex does not wrap, and a narrow window cut the second off.
+    st.latex(r"\mathrm{ReLU}(x)=\max(0,x),\quad \mathrm{ReLU}'(x)=[x>0]")
+    st.latex(r"\tanh'(x)=1-\tanh^2(x)")
     curves = learn.activation_curves()
     left, right = st.columns(2)
     left.altair_chart(charts.activation_curves(curves, column="value"), width="stretch")

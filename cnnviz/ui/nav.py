@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +97,21 @@ def require_router() -> None:
     if legacy_pages_mode():
         runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
         st.stop()
+
+
+def _import_torch_side() -> None:
+    import cnnviz.data  # noqa: F401  (torch, torchvision and the registries)
+    import cnnviz.models  # noqa: F401
+
+
+@st.cache_resource(show_spinner=False)
+def preload_torch() -> threading.Thread:
+    """Import torch and the model and dataset registries in a background thread, once per server.
+
+    The router imports no torch so Home paints at once; without this, the first student to open a
+    page that needs torch waits for the import (seconds on a busy two-core box) on a blank page.
+    A page that imports meanwhile simply waits for the same import to finish.
+    """
+    thread = threading.Thread(target=_import_torch_side, name="cnnviz-preload-torch", daemon=True)
+    thread.start()
+    return thread

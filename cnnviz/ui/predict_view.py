@@ -19,6 +19,7 @@ from cnnviz.data.images import EXTENSIONS, MAX_PHOTO_MB
 from cnnviz.explain import ModelAnswer
 from cnnviz.predict import pretrained_weights
 from cnnviz.runs import RunStore
+from cnnviz.ui.student import current_student
 
 # -- models ------------------------------------------------------------------------------
 
@@ -51,11 +52,11 @@ def cached_model(key: str, version: float):
 def pick_models(choices: Sequence[ModelChoice], *, datasets: Sequence[str] = ()) -> list[ModelChoice]:
     """The multiselect of models (key ``predict_models``).
 
-    Defaults to models that know the pictures' dataset (``compare.default_models``); while the
+    Defaults to this student's models that know the pictures' dataset (``compare.default_models``); while the
     user has not changed the selection, it follows the pictures chosen.
     """
     by_key = {c.key: c for c in choices}
-    default = compare.default_models(choices, datasets=datasets)
+    default = compare.default_models(choices, datasets=datasets, student=current_student())
     previous = st.session_state.get("predict_models_default")
     if "predict_models" not in st.session_state or st.session_state["predict_models"] == previous:
         st.session_state["predict_models"] = default

@@ -19,6 +19,7 @@ from cnnviz import recipes
 from cnnviz.inspect import format_bytes
 from cnnviz.jobs.estimates import estimate_run, queue_schedule, remaining_seconds
 from cnnviz.runs import Run, RunStore, cleanup_checkpoints, disk_status, disk_use_by_student
+from cnnviz.runs.cleanup import NO_RUN
 
 UNLOCKED = "teacher_unlocked"  # session flag: the password was given in this session
 NO_STUDENT = "(no name)"
@@ -52,8 +53,10 @@ def _clock(when: float | None, now: float) -> str:
 
 
 def _what(run: Run) -> str:
+    """``alexnet on shapes, scratch, 5 epochs``, after the run's own name where it has one besides "run N"."""
     cfg = run.config
-    return f"{run.label}: {cfg.arch} on {cfg.dataset}, {cfg.mode}, {cfg.epochs} epochs"
+    named = run.label and run.label.strip().lower() != f"run {run.id}"
+    return (f"{run.label}: " if named else "") + f"{cfg.arch} on {cfg.dataset}, {cfg.mode}, {cfg.epochs} epochs"
 
 
 def queue_section(store: RunStore, running: list[Run], queued: list[Run], fallback) -> None:
@@ -65,8 +68,9 @@ def queue_section(store: RunStore, running: list[Run], queued: list[Run], fallba
     now = time.time()
     slots = queue_schedule(store, workers=max(workers(), len(running)), now=now, fallback=fallback,
                            running=running, queued=queued)
-    rows = [{"position": s.position, "student": s.run.student or NO_STUDENT, "run": s.run.id, "what": _what(s.run),
-             "starts": _clock(s.start, now), "ends": _clock(s.end, now)} for s in slots]
+    # The long description last: on a narrow screen the estimated times stay in view.
+    rows = [{"position": s.position, "student": s.run.student or NO_STUDENT, "run": s.run.id,
+             "starts": _clock(s.start, now), "ends": _clock(s.end, now), "what": _what(s.run)} for s in slots]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="teacher_queue")
 
 
@@ -80,10 +84,11 @@ def running_section(store: RunStore, running: list[Run], fallback) -> None:
     rows = []
     for run in running:
         left = remaining_seconds(run, store, estimate_run(run.config, store, fallback=fallback))
-        rows.append({"student": run.student or NO_STUDENT, "run": run.id, "what": _what(run),
+        rows.append({"student": run.student or NO_STUDENT, "run": run.id,
                      "epoch": f"{len(store.epochs(run.id))} of {run.config.epochs}",
-                     "worker": run.worker or run.device or "", "ends": _clock(None if left is None else now + left, now),
-                     "stopping": "yes" if run.stop_requested else ""})
+                     "ends": _clock(None if left is None else now + left, now),
+                     "stopping": "yes" if run.stop_requested else "", "what": _what(run),
+                     "worker": run.worker or run.device or ""})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="teacher_running")
 
 
@@ -110,7 +115,8 @@ def disk_section(store: RunStore) -> None:
         st.warning(status.warning, icon=":material/warning:")
     use = disk_use_by_student(store)
     if use:
-        rows = [{"student": s or NO_STUDENT, "checkpoints": format_bytes(b), "bytes": b} for s, b in use.items()]
+        rows = [{"student": "(files of no run)" if s is NO_RUN else s or NO_STUDENT, "checkpoints": format_bytes(b),
+                 "bytes": b} for s, b in use.items()]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="teacher_disk")
     keep = st.number_input("Keep each student's best", min_value=0, max_value=100, value=3, step=1,
                            key="teacher_keep_best", help="checkpoints, by best validation accuracy; running runs "
