@@ -48,7 +48,9 @@ def layer_table(arch: str, options: dict, *, num_classes: int, image_size: int) 
     st.dataframe(frame, hide_index=True, height=420, key="arch_layers",
                  column_config={"params": number("params", format="localized"),
                                 "trainable": number("trainable", format="localized"),
-                                "output_shape": st.column_config.TextColumn("output (C × H × W)")})
+                                # A short header: a narrow window keeps params and trainable in view.
+                                "output_shape": st.column_config.TextColumn(
+                                    "output", help="The layer's output: channels × height × width")})
 
 
 def printed_model(arch: str, options: dict, *, num_classes: int, image_size: int) -> None:

@@ -167,7 +167,9 @@ def plan_and_launch(exp: ex.Experiment, choices: ex.Choices, *, store) -> None:
         "epochs": p.config.epochs, "estimate": ex.format_duration(s)} for p, s in zip(plans, seconds)])
     if set(table["labels"]) == {"fine"}:
         table = table.drop(columns="labels")
-    st.dataframe(table, hide_index=True, width="stretch")
+    # The run's label is long: a medium column keeps sizes, epochs and the estimate in view on a narrow screen.
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"run": st.column_config.TextColumn("run", width="medium")})
     total = sum(seconds)
     low, high = sum(e.low for e in estimates), sum(e.high for e in estimates)
     st.markdown(f"**Estimated total on this device: {ex.format_duration(total)}** "
