@@ -177,7 +177,7 @@ register(ModelSpec(
         Option("width", "int", 64, "Width", "Channels of the first group (airbench93 and 94: 64).",
                choices=(16, 32, 48, 64, 96, 128)),
         Option("width_factor", "int", 2, "Width factor of groups 2 and 3",
-               "Groups 2 and 3 have width x this many channels (airbench93: 2, airbench94: 4).", choices=(1, 2, 4)),
+               "Groups 2 and 3 have width x this many channels (airbench93: 2, airbench94: 4).", choices=(1, 2, 3, 4)),
         Option("whiten", "bool", True, "Whitened first layer",
                "On: the 2x2 stem's filters whiten the training images' patches and never train. "
                "Off: an ordinary trained convolution."),
