@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 
@@ -10,7 +10,8 @@ st.title("Architectures")
 st.caption("Pick a network, switch its residual shortcuts and squeeze-and-excitation blocks on and off, "
            "and watch parameters, FLOPs and the layer table change.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.ui import arch_view, cached  # noqa: E402
 from cnnviz.ui.logic import options_key  # noqa: E402
 from cnnviz.ui.widgets import PERSIST, architecture_picker, model_select  # noqa: E402

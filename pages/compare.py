@@ -3,7 +3,7 @@ confusion matrices side by side and the images where two runs disagree."""
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 
@@ -11,7 +11,8 @@ st.title("Compare runs")
 st.caption("Every run trained here, side by side: which architecture learns fastest per epoch and per minute, "
            "what its accuracy costs, which classes it confuses, and which pictures two models disagree on.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.ui import compare_view as view  # noqa: E402
 from cnnviz.ui.widgets import link_to_train, open_store  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 
@@ -12,7 +12,8 @@ st.caption("Each card redoes one comparison from the course reports: the questio
            "beside the published ones. Start with the **quick** size: it fits in a class period on a laptop CPU. "
            "You can leave the page while runs train; your results are here when you come back.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz import experiments as ex  # noqa: E402
 from cnnviz.ui import experiments_view as view  # noqa: E402
 from cnnviz.ui.widgets import open_store  # noqa: E402

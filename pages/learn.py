@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 
@@ -11,7 +11,8 @@ st.caption("Why AlexNet worked, why residual connections let networks go deep, w
            "blocks do, and which loss to use for two classes. Every number below is computed live with the same "
            "PyTorch calls the models use.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.ui import learn_view as view  # noqa: E402
 
 TOPICS = {

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 
@@ -10,7 +10,8 @@ st.title("Predict")
 st.caption("Give the models a picture: each one lists its most likely classes and a Grad-CAM heat map shows "
            "which part of the picture drove its top answer.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.ui import predict_view as view  # noqa: E402
 from cnnviz.ui.widgets import link_to_train, open_store  # noqa: E402
 store = open_store()

@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 
 require_router()
 st.title("Teacher")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.ui import teacher_view as view  # noqa: E402
 from cnnviz.ui.cached import benchmark_seconds  # noqa: E402
 from cnnviz.ui.widgets import open_store  # noqa: E402

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cnnviz.ui.nav import require_router
+from cnnviz.ui.nav import require_router, wait_for_torch
 from cnnviz.ui.sidebar import device_hint
 
 require_router()
@@ -10,7 +10,8 @@ st.title("Train")
 st.caption(f"Runs train in the background on **{device_hint()}**: you can switch pages or close the tab; "
            "come back to this page (or its URL) to see the run again.")
 
-# The title is drawn first: these imports load torch (seconds on a busy server's first visit).
+# The title is drawn first: the imports below load torch, which the router's preload has started (seconds on a busy server's first visit).
+wait_for_torch()
 from cnnviz.data import dataset_display_name  # noqa: E402
 from cnnviz.models import get_spec  # noqa: E402
 from cnnviz.recipes import default_start  # noqa: E402

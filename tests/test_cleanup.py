@@ -51,6 +51,9 @@ def test_the_students_shares_add_up_to_the_folders_total(store):
     use = disk_use_by_student(store)
     assert use == {"ann": 340, "bob": 100, NO_RUN: 7}
     assert sum(use.values()) == disk_status(store).used
+    store.set_status(running, "stopped")
+    store.delete(running)  # its best and its last-epoch file go with it: nothing is left to no run
+    assert disk_use_by_student(store) == {"bob": 100, NO_RUN: 7}
 
 
 def test_cleanup_keeps_each_students_best_and_never_a_running_run(store):

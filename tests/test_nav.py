@@ -90,7 +90,21 @@ def test_every_page_draws_its_title_before_it_imports_torch(page):
 
 
 def test_the_router_preloads_torch_in_the_background():
-    thread = nav.preload_torch()
-    assert thread.name == "cnnviz-preload-torch" and nav.preload_torch() is thread  # once per server
-    thread.join(timeout=120)
-    assert "torch" in sys.modules and "cnnviz.models" in sys.modules
+    """In a fresh interpreter (this one has torch already): the router starts one preload thread, which
+    brings torch and the registries in, and a page's ``wait_for_torch`` returns once it is done."""
+    code = "\n".join([
+        "import sys, json, time",
+        "from streamlit.testing.v1 import AppTest",
+        "from cnnviz.ui import nav",
+        f"at = AppTest.from_file({APP!r}, default_timeout=60).run()",
+        "thread = nav.preload_torch()",
+        "nav.wait_for_torch()",
+        "print(json.dumps({'errors': [e.message for e in at.exception], 'name': thread.name,",
+        "                  'same': nav.preload_torch() is thread, 'alive': thread.is_alive(),",
+        "                  'torch': 'torch' in sys.modules, 'models': 'cnnviz.models' in sys.modules}))",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True,
+                         cwd=ROOT).stdout
+    result = __import__("json").loads(out.strip().splitlines()[-1])
+    assert result == {"errors": [], "name": "cnnviz-preload-torch", "same": True, "alive": False, "torch": True,
+                      "models": True}, result

@@ -166,8 +166,9 @@ def test_a_student_renames_and_deletes_only_their_own_runs(seeded):
     """In a class everyone's runs share one store: Compare lists them all, each with its student,
     but a student can rename or delete only their own (and runs nobody owns)."""
     store, ids = seeded
-    bobs = store.create(TrainConfig(epochs=1), name="bob's run", student="bob")
-    alices = store.create(TrainConfig(epochs=1), name="alice's run", student="alice")
+    bobs = store.create(TrainConfig(epochs=1), name="bob's run", student="bob", status="finished")
+    alices = store.create(TrainConfig(epochs=1), name="alice's run", student="alice", status="finished")
+    spare = store.create(TrainConfig(epochs=1), name="alice's spare", student="alice", status="finished")
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.query_params["student"] = "alice"
     _run(at)
@@ -185,6 +186,13 @@ def test_a_student_renames_and_deletes_only_their_own_runs(seeded):
     _run(at)
     assert alices in [r.id for r in store.list()]
     assert any("another student's" in w.value for w in at.warning)
+
+    at.selectbox(key="compare_manage_run").set_value(spare)  # her own: deleted
+    at.checkbox(key="compare_delete_confirm").check()
+    _run(at)
+    at.button(key="compare_delete").click()
+    _run(at)
+    assert spare not in [r.id for r in store.list()] and any("Deleted run" in m.value for m in at.success)
 
 
 def test_a_failed_run_shows_dashes_and_why(seeded):

@@ -62,6 +62,9 @@ def test_after_the_last_epoch_the_run_says_it_is_testing_and_saving():
                            batch_rows=batches([4, 4]), started_at=0.0, now=30.0)
     assert p.fraction == 1.0 and p.text.startswith("All 2 epochs done") and "test set" in p.text
     assert "batch" not in p.text
+    p = logic.run_progress(status="running", epochs_total=2, epoch_rows=[{"epoch": 1}, {"epoch": 2}],
+                           batch_rows=batches([4, 4]), started_at=0.0, now=30.0, stopping=True)
+    assert p.text.startswith("Stopping... All 2 epochs done")
 
 
 def test_first_epoch_without_a_batch_count_still_reports():

@@ -53,7 +53,7 @@ def run_files(store: RunStore, run: Run) -> set[Path]:
     """The checkpoint files ``run`` holds on disk: its best weights, and its last epoch while it can resume."""
     paths = {Path(run.checkpoint)} if run.checkpoint else set()
     paths.add(store.last_checkpoint_path(run.id))
-    return {p for p in paths if p.is_file()}
+    return {p.resolve() for p in paths if p.is_file()}  # resolved: a home spelled two ways is one folder
 
 
 def disk_use_by_student(store: RunStore) -> dict[str | None, int]:
@@ -69,7 +69,7 @@ def disk_use_by_student(store: RunStore) -> dict[str | None, int]:
         if size:
             use[run.student] = use.get(run.student, 0) + size
     folder = store.checkpoint_dir
-    stray = sum(_file_size(str(p)) for p in folder.rglob("*") if p.is_file() and p not in owned) \
+    stray = sum(_file_size(str(p)) for p in folder.rglob("*") if p.is_file() and p.resolve() not in owned) \
         if folder.is_dir() else 0
     if stray:
         use[NO_RUN] = stray

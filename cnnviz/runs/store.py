@@ -324,7 +324,8 @@ class RunStore:
             conn.execute("UPDATE runs SET name=? WHERE id=?", (name.strip(), run_id))
 
     def delete(self, run_id: int) -> None:
-        """Remove a run, its metrics and its checkpoint file. A queued or running run must be stopped first."""
+        """Remove a run, its metrics and its checkpoint files (best and last epoch). A queued or running run
+        must be stopped first."""
         run = self.get(run_id)
         if run.active and self._owner_alive(run_id):
             raise ValueError(f"run {run_id} is {run.status}; stop it before deleting it")
@@ -332,7 +333,8 @@ class RunStore:
             conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
             conn.execute("DELETE FROM batches WHERE run_id=?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
-        for path in {self.checkpoint_path(run_id), Path(run.checkpoint) if run.checkpoint else None} - {None}:
+        for path in {self.checkpoint_path(run_id), self.last_checkpoint_path(run_id),
+                     Path(run.checkpoint) if run.checkpoint else None} - {None}:
             path.unlink(missing_ok=True)
 
     def export_csv(self, run_id: int) -> str:

@@ -92,8 +92,9 @@ def run_progress(*, status: str, epochs_total: int, epoch_rows: list[dict], batc
         return Progress(1.0 if status == "finished" else min(1.0, done / max(epochs_total, 1)),
                         f"{status.capitalize()} after {done} of {plural(epochs_total, 'epoch')}.")
     if done >= epochs_total > 0:  # the epochs are over; the run evaluates its best weights and saves
-        return Progress(1.0, f"All {plural(epochs_total, 'epoch')} done: evaluating the best epoch's weights on the "
-                             "test set and saving the results...", 0.0)
+        text = (f"All {plural(epochs_total, 'epoch')} done: testing the best epoch's weights (where the dataset has "
+                "a test set) and saving the results...")
+        return Progress(1.0, ("Stopping... " if stopping else "") + text, 0.0)
     per_epoch = batches_per_epoch(batch_rows) or expected_batches
     current = done + 1
     in_epoch = sum(1 for r in batch_rows if r.get("epoch") == current)

@@ -110,8 +110,15 @@ def preload_torch() -> threading.Thread:
 
     The router imports no torch so Home paints at once; without this, the first student to open a
     page that needs torch waits for the import (seconds on a busy two-core box) on a blank page.
-    A page that imports meanwhile simply waits for the same import to finish.
+    Pages call ``wait_for_torch`` after their title and before their own torch imports: two threads
+    importing torch's submodules at once can leave one with a half-initialised module.
     """
     thread = threading.Thread(target=_import_torch_side, name="cnnviz-preload-torch", daemon=True)
     thread.start()
     return thread
+
+
+def wait_for_torch() -> None:
+    """Block until ``preload_torch``'s import is done (starting it if the router has not), so this
+    thread never imports torch alongside it."""
+    preload_torch().join()
