@@ -63,3 +63,25 @@ def test_reproduce_from_runs_assembles_the_table_without_training(tmp_path, monk
     assert "not one of exp5's planned runs" in capsys.readouterr().err
     assert main(["reproduce", "exp5", "--from-runs", "999", "--out", str(out)]) == 2
     assert "no run 999" in capsys.readouterr().err
+
+
+def test_reproduce_says_what_is_missing_before_it_trains_anything(tmp_path, monkeypatch, capsys):
+    """Without the ImageNet weights (or the dataset) a plan would fail run by run after training the
+    others: it is refused up front, in one line that says what to place where and what else to do."""
+    monkeypatch.setenv("CNNVIZ_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CNNVIZ_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty torch cache: no weights placed
+    assert main(["reproduce", "exp1", "--dataset", "shapes", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "alexnet-owt-7be5be79.pth" in err and "resnet18-f37072fd.pth" in err and "--random-init" in err
+    assert err.count("\n") == 0 and RunStore(tmp_path / "home").list() == []
+    assert main(["reproduce", "exp4", "--out", str(tmp_path)]) == 2  # CIFAR-100 is not in the data folder
+    err = capsys.readouterr().err
+    assert "CIFAR-100" in err and "--dataset" in err and RunStore(tmp_path / "home").list() == []
+
+    out = tmp_path / "results"
+    assert main(["reproduce", "exp1", "--dataset", "shapes", "--random-init", "--only", "alexnet-finetune",
+                 "--subset", "2", "--epochs", "1", "--out", str(out)]) == 0
+    md = (out / "exp1-quick.md").read_text()
+    assert "random init" in md and "--random-init" in md
+    assert [r.config.init for r in RunStore(tmp_path / "home").list()] == ["none"]

@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--subset", type=int, help="override: training (and at most as many validation and test) "
                                               "images per class, for a fast check")
     p.add_argument("--epochs", type=int, help="override: epochs of every run")
+    p.add_argument("--random-init", action="store_true",
+                   help="runs planned from ImageNet weights start from random weights instead (a baseline, labelled "
+                        "so in the table), where the weights files are not here")
     p.add_argument("--from-runs", type=int, nargs="+", metavar="RUN_ID",
                    help="train nothing: write the table from these finished runs of the experiment (e.g. trained "
                         "over several days); settings that differ from the plan are named in the table's header")
@@ -39,6 +42,9 @@ def planned(args):
 
     exp = ex.get_experiment(args.experiment)
     plans = exp.plan(ex.Choices(size=args.size, dataset=args.dataset))
+    if getattr(args, "random_init", False):
+        pretrained = {p.config.arch for p in plans if p.config.init == ex.IMAGENET}
+        plans = exp.plan(ex.Choices(size=args.size, dataset=args.dataset, inits=dict.fromkeys(pretrained, ex.SCRATCH)))
     if args.only:
         unknown = set(args.only) - {p.key for p in plans}
         if unknown:
@@ -58,6 +64,26 @@ def planned(args):
     return exp, out
 
 
+def missing(exp, plans) -> str | None:
+    """What the planned runs need that is not on this machine (ImageNet weights, a dataset), and what
+    to do, in one line; None when every run can start. Checked before any run trains: otherwise each
+    would fail on its own after the ones before it had trained."""
+    import cnnviz.experiments as ex
+
+    weights = sorted({p.config.arch for p in plans if p.config.init == ex.IMAGENET
+                      and not ex.imagenet_weights_available(p.config.arch)})
+    if weights:
+        files = "; ".join(ex.weights_file_hint(arch) for arch in weights)
+        return (f"{exp.key} starts runs from ImageNet weights that are not here ({files}): run `python -m cnnviz "
+                "prefetch` where there is internet or copy the files there, or add --random-init to train those runs "
+                "from random weights as a baseline")
+    for dataset in sorted({p.config.dataset for p in plans}):
+        problem = ex.dataset_problem(dataset)
+        if problem:
+            return f"{exp.key} cannot run here: {problem} Or run it on a stand-in with --dataset (e.g. cifar10)"
+    return None
+
+
 def run(args) -> int:
     """Train every planned run in turn, then write ``<out>/<experiment>-<size>.md`` and ``.csv``."""
     import cnnviz.experiments as ex
@@ -68,6 +94,9 @@ def run(args) -> int:
     store = RunStore()
     if args.from_runs:
         return _from_runs(args, exp, plans, store)
+    problem = missing(exp, plans)
+    if problem:
+        raise UsageError(problem)
     group = ex.next_group(store.list(), exp)
     began = time.time()
     ids = []
@@ -82,7 +111,8 @@ def run(args) -> int:
     wall = time.time() - began
     overrides = " ".join([*(f"--only {key}" for key in args.only or ()),
                           *(f"--{k} {v}" for k, v in (("dataset", args.dataset), ("subset", args.subset),
-                                                       ("epochs", args.epochs)) if v)])
+                                                       ("epochs", args.epochs)) if v),
+                          *(["--random-init"] if args.random_init else [])])
     return _written(args, exp, ids, store, wall=wall, overrides=overrides)
 
 
