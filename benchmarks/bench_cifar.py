@@ -6,12 +6,12 @@ three conv groups (groups of width, 2 x width, 2 x width).
 The run goes through cnnviz's own ``train`` like any other.
 
 It runs the ``cifar10-10min`` recipe (``python -m cnnviz recipes``), the one a student starts from the
-Train page: airbench93's shape (groups of 64, 128, 128), SGD with Nesterov momentum 0.85 at
+Train page: groups of 48, 192 and 192 channels, SGD with Nesterov momentum 0.85 at
 airbench's peak lr (1.5 per 1024 images, for a mean loss) on its linear triangle schedule, weight
 decay 1.3e-3, label smoothing 0.2, 2 px reflected shifts with flips alternating per picture,
 lookahead, a moving average of the weights (decay 0.98 per batch), mirror and one-pixel-shift
 test-time augmentation, channels-last, and ``precision="auto"`` (bf16 autocast on a CPU with AMX,
-fp32 without), 12 epochs. Every flag overrides one of the recipe's values, so each trick can be
+fp32 without), 10 epochs. Every flag overrides one of the recipe's values, so each trick can be
 switched off to see what it is worth (``--no-whiten``, ``--label-smoothing 0``, ``--no-tta``,
 ``--no-tta-shift``, ``--no-alternate-flip``, ``--no-lookahead``, ``--ema-decay 0``,
 ``--no-nesterov``, ``--augment cifar``, ``--scheduler onecycle``).
