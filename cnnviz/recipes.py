@@ -238,7 +238,8 @@ NAMED_RECIPES: tuple[NamedRecipe, ...] = (
         "linear triangle schedule, label smoothing 0.2, 2 px reflected shifts and flips that alternate per "
         "picture, lookahead, an average of the weights (EMA 0.98), and test-time augmentation by mirror "
         "images and one-pixel shifts. 10 epochs on the 49,000 training images left after 100 per class for "
-        "validation: measured 90.2% test accuracy in 7.6 minutes on two CPU cores with AMX (bf16); without AMX "
+        "validation: measured 90.2% and 89.7% test accuracy (seeds 0 and 1) in 7.6 and 9.0 minutes on two CPU cores "
+        "with AMX (bf16); without AMX "
         "the CPU trains in float32 at about half the speed. Switch a trick off (whiten, tta_flip, tta_shift, "
         "alternate_flip, lookahead, ema_decay, label_smoothing, nesterov, augment cifar, scheduler onecycle) to "
         "see what it was worth.",
