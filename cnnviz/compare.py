@@ -48,11 +48,20 @@ def run_name(run: Any) -> str:
     return (run.name or "").strip() or f"{run.config.arch} {run.config.mode}"
 
 
+def run_student(run: Any) -> str:
+    """Who submitted ``run`` ("" when nobody is recorded)."""
+    return (getattr(run, "student", "") or "").strip()
+
+
+def whose(student: str) -> str:
+    """`` · alice`` after a run's name, or nothing for a run of no student."""
+    return f" · {student}" if student else ""
+
+
 def run_label(run: Any) -> str:
     """How a run is named in pickers and legends: ``#3 resnet18 finetune · alice`` (its student, where
     known: a class trains the same default run thirty times)."""
-    student = (getattr(run, "student", "") or "").strip()
-    return f"#{run.id} {run_name(run)}" + (f" · {student}" if student else "")
+    return f"#{run.id} {run_name(run)}{whose(run_student(run))}"
 
 
 def _label_sets(dataset: str) -> tuple[str, ...]:
@@ -99,7 +108,7 @@ def runs_table(*, runs: Iterable[Any], epochs_done: dict[int, int] | None = None
         rows.append({
             "id": int(run.id),
             "name": run_name(run),
-            "student": getattr(run, "student", "") or "",
+            "student": run_student(run),
             "architecture": config.arch,
             "options": describe_options(config.options),
             "dataset": _dataset_label(config),
@@ -299,7 +308,7 @@ def model_choices(runs: Iterable[Any], *, pretrained: Iterable[tuple[str, float]
         label = f"{run_label(run)} ({_dataset_label(run.config)}{acc}{status})"
         choices.append(ModelChoice(f"run:{run.id}", label, path.stat().st_mtime, dataset=run.config.dataset,
                                    knows=knows_text(run.classes or []), finished=run.status == "finished",
-                                   student=getattr(run, "student", "") or ""))
+                                   student=run_student(run)))
     for arch, version in pretrained:
         choices.append(ModelChoice(f"imagenet:{arch}", f"{arch} (ImageNet-pretrained, 1000 classes)", version,
                                    knows="knows: 1000 ImageNet classes"))

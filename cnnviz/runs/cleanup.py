@@ -50,10 +50,9 @@ NO_RUN = None  # disk_use_by_student's key for files in the checkpoint folder th
 
 
 def run_files(store: RunStore, run: Run) -> set[Path]:
-    """The checkpoint files ``run`` holds on disk: its best weights, and its last epoch while it can resume."""
-    paths = {Path(run.checkpoint)} if run.checkpoint else set()
-    paths.add(store.last_checkpoint_path(run.id))
-    return {p.resolve() for p in paths if p.is_file()}  # resolved: a home spelled two ways is one folder
+    """The checkpoint files ``run`` holds on disk (``RunStore.checkpoint_files`` that exist), resolved: a
+    home spelled two ways is one folder."""
+    return {p.resolve() for p in store.checkpoint_files(run) if p.is_file()}
 
 
 def disk_use_by_student(store: RunStore) -> dict[str | None, int]:
@@ -68,18 +67,20 @@ def disk_use_by_student(store: RunStore) -> dict[str | None, int]:
         size = sum(_file_size(str(p)) for p in files)
         if size:
             use[run.student] = use.get(run.student, 0) + size
-    folder = store.checkpoint_dir
-    stray = sum(_file_size(str(p)) for p in folder.rglob("*") if p.is_file() and p.resolve() not in owned) \
-        if folder.is_dir() else 0
+    stray = sum(_file_size(str(p)) for p in _folder_files(store) if p.resolve() not in owned)
     if stray:
         use[NO_RUN] = stray
     return dict(sorted(use.items(), key=lambda item: -item[1]))
 
 
+def _folder_files(store: RunStore) -> list[Path]:
+    folder = store.checkpoint_dir
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+
+
 def checkpoint_folder_bytes(store: RunStore) -> int:
     """Every file under the store's checkpoint folder, whether a run still points to it or not."""
-    folder = store.checkpoint_dir
-    return sum(_file_size(str(p)) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+    return sum(_file_size(str(p)) for p in _folder_files(store))
 
 
 @dataclass(frozen=True)

@@ -333,9 +333,14 @@ class RunStore:
             conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
             conn.execute("DELETE FROM batches WHERE run_id=?", (run_id,))
             conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
-        for path in {self.checkpoint_path(run_id), self.last_checkpoint_path(run_id),
-                     Path(run.checkpoint) if run.checkpoint else None} - {None}:
+        for path in self.checkpoint_files(run):
             path.unlink(missing_ok=True)
+
+    def checkpoint_files(self, run: Run) -> set[Path]:
+        """Where ``run``'s checkpoint files are or would be: its best weights (as recorded, and at the default
+        path) and its last epoch, saved while it can resume. Some of them may not exist."""
+        paths = {self.checkpoint_path(run.id), self.last_checkpoint_path(run.id)}
+        return (paths | {Path(run.checkpoint)}) if run.checkpoint else paths
 
     def export_csv(self, run_id: int) -> str:
         """The run's epochs as CSV text (one row per epoch; nested values as JSON)."""

@@ -96,7 +96,8 @@ def _pick_shown(ids: list[int]) -> None:
 
 def pick_runs(table: pd.DataFrame, shown: pd.DataFrame) -> list[int]:
     """The multiselect of runs to compare (key ``compare_runs``); defaults to the newest finished runs of one dataset."""
-    labels = {int(row.id): f"#{row.id} {row.name}{_whose(row.student)} ({row.dataset})" for row in table.itertuples()}
+    labels = {int(row.id): f"#{row.id} {row.name}{compare.whose(row.student)} ({row.dataset})"
+              for row in table.itertuples()}
     if "compare_runs" not in st.session_state:
         st.session_state["compare_runs"] = compare.default_selection(table, student=current_student())
     # Runs deleted since the last rerun must leave the selection before the widget sees it.
@@ -279,13 +280,14 @@ def _delete(store: RunStore) -> None:
     st.session_state["compare_notice"] = ("success", f"Deleted run #{run_id} and its checkpoint.")
 
 
-def _whose(student: str) -> str:
-    return f" · {student}" if student else ""
+def _managed_students() -> tuple[str, str]:
+    """Whose runs the current student may rename or delete: their own, and runs of nobody."""
+    return "", current_student()
 
 
 def _yours(store: RunStore, run_id: int) -> bool:
-    """Whether the current student may rename or delete run ``run_id`` (their own, or a run nobody owns)."""
-    return store.get(run_id).student in ("", current_student())
+    """Whether the current student may rename or delete run ``run_id`` (checked again on the click)."""
+    return store.get(run_id).student in _managed_students()
 
 
 def manage_section(store: RunStore, table: pd.DataFrame) -> None:
@@ -297,12 +299,13 @@ def manage_section(store: RunStore, table: pd.DataFrame) -> None:
     notice = st.session_state.pop("compare_notice", None)
     if notice:
         getattr(st, notice[0])(notice[1])
-    mine = table[table["student"].isin(("", current_student()))]
+    mine = table[table["student"].isin(_managed_students())]
     if mine.empty:
         st.caption(f"You ({current_student()}) have no runs to rename or delete here; other students' runs are "
                    "theirs, and the Teacher page cancels and cleans up anyone's.")
         return
-    labels = {int(row.id): f"#{row.id} {row.name}{_whose(row.student)} ({row.status})" for row in mine.itertuples()}
+    labels = {int(row.id): f"#{row.id} {row.name}{compare.whose(row.student)} ({row.status})"
+              for row in mine.itertuples()}
     run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="compare_manage_run",
                           help="Your own runs; the Teacher page manages everyone's.")
     left, right = st.columns(2)
