@@ -91,9 +91,11 @@ def test_every_page_draws_its_title_before_it_imports_torch(page):
 
 def test_the_router_preloads_torch_in_the_background():
     """In a fresh interpreter (this one has torch already): the router starts one preload thread, which
-    brings torch and the registries in, and a page's ``wait_for_torch`` returns once it is done."""
+    brings torch, the registries and the pages' views in, and a page's ``wait_for_torch`` returns once it is
+    done. The imported objects are then frozen out of the garbage collector's full passes (which Streamlit
+    runs after every script run): fewer than a tenth of the objects stay for it to walk."""
     code = "\n".join([
-        "import sys, json, time",
+        "import gc, sys, json, time",
         "from streamlit.testing.v1 import AppTest",
         "from cnnviz.ui import nav",
         f"at = AppTest.from_file({APP!r}, default_timeout=60).run()",
@@ -101,10 +103,14 @@ def test_the_router_preloads_torch_in_the_background():
         "nav.wait_for_torch()",
         "print(json.dumps({'errors': [e.message for e in at.exception], 'name': thread.name,",
         "                  'same': nav.preload_torch() is thread, 'alive': thread.is_alive(),",
-        "                  'torch': 'torch' in sys.modules, 'models': 'cnnviz.models' in sys.modules}))",
+        "                  'torch': 'torch' in sys.modules, 'models': 'cnnviz.models' in sys.modules,",
+        "                  'views': all(m in sys.modules for m in nav.PRELOADED),",
+        "                  'frozen': gc.get_freeze_count(), 'tracked': len(gc.get_objects())}))",
     ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=True,
                          cwd=ROOT).stdout
     result = __import__("json").loads(out.strip().splitlines()[-1])
+    frozen, tracked = result.pop("frozen"), result.pop("tracked")
     assert result == {"errors": [], "name": "cnnviz-preload-torch", "same": True, "alive": False, "torch": True,
-                      "models": True}, result
+                      "models": True, "views": True}, result
+    assert frozen > 100_000 and tracked < frozen / 10, (frozen, tracked)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cnnviz.jobs import LocalExecutor, Worker, resume, submit
-from cnnviz.jobs.pool import WorkerPool, configured_sizes, default_sizes, ensure_workers
+from cnnviz.jobs.pool import WORKER_NICENESS, WorkerPool, configured_sizes, default_sizes, ensure_workers, worker_niceness
 from cnnviz.runs import RunStore
 from cnnviz.runs.store import fair_order
 from cnnviz.training.config import TrainConfig
@@ -240,6 +240,19 @@ def test_pool_sizes_and_cnnviz_workers_0_starts_none(tmp_path, monkeypatch):
     assert configured_sizes({"CNNVIZ_WORKERS": "3", "CNNVIZ_THREADS": "1"})[0] == 3
     monkeypatch.setenv("CNNVIZ_WORKERS", "0")
     assert ensure_workers(RunStore(tmp_path / "home")) is None
+
+
+def test_workers_run_below_the_servers_cpu_priority(tmp_path, monkeypatch):
+    assert worker_niceness({}) == WORKER_NICENESS and worker_niceness({"CNNVIZ_WORKER_NICE": "40"}) == 19
+    monkeypatch.setenv("CNNVIZ_WORKER_NICE", "7")
+    pool = WorkerPool(tmp_path / "home", count=1, threads=1).start()
+    try:
+        (pid,) = pool.pids()
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        # the worker lowers its own priority once it has parsed its flags: poll for it
+        wait_until(lambda: os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 7), "the worker's niceness")
+    finally:
+        pool.stop()
 
 
 def train_page_as(student: str):

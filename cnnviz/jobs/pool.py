@@ -7,7 +7,8 @@ exits when its parent does), and a crash of one never touches the server: its ru
 ``interrupted`` and ``check()`` starts a replacement.
 
 ``CNNVIZ_WORKERS`` (0: none, for a server whose workers run elsewhere) and ``CNNVIZ_THREADS``
-(torch threads per run) override the sizes derived from the cores.
+(torch threads per run) override the sizes derived from the cores; ``CNNVIZ_WORKER_NICE`` sets how
+far below the web server the workers' CPU priority is.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cnnviz.runs.store import RunStore
 log = logging.getLogger(__name__)
 
 MONITOR_SECONDS = 2.0  # how often the pool looks for a dead worker
-WORKER_NICENESS = 5  # training yields the CPU to the web server's page scripts
+WORKER_NICENESS = 5  # training yields the CPU to the web server's page scripts (CNNVIZ_WORKER_NICE overrides)
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the cnnviz package
 
 
@@ -41,6 +42,13 @@ def default_sizes(cores: int | None = None) -> tuple[int, int]:
     cores = cores or usable_cores()[0]
     threads = 1 if cores <= 2 else 2 if cores < 16 else 4
     return max(1, cores // threads), threads
+
+
+def worker_niceness(env: dict | None = None) -> int:
+    """How much lower than the server's the workers' CPU priority is: ``CNNVIZ_WORKER_NICE`` (0-19), else
+    ``WORKER_NICENESS``. Niceness only matters while both want the CPU: idle pages cost training nothing."""
+    value = (os.environ if env is None else env).get("CNNVIZ_WORKER_NICE", "")
+    return WORKER_NICENESS if value == "" else min(19, max(0, int(value)))
 
 
 def configured_sizes(env: dict | None = None) -> tuple[int, int]:
@@ -121,7 +129,7 @@ class WorkerPool:
         env = {**os.environ, "CNNVIZ_HOME": str(self.home), "OMP_NUM_THREADS": str(self.threads),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
         command = [sys.executable, "-m", "cnnviz", "worker", "--threads", str(self.threads), "--exit-with-parent",
-                   "--nice", str(WORKER_NICENESS)]
+                   "--nice", str(worker_niceness())]
         with open(logs / f"worker-{index}.log", "ab") as out:
             return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=str(_PACKAGE_ROOT))
