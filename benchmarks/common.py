@@ -108,16 +108,19 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
 
 
 def start_app(home: Path, *, workers: int, threads: int = 1, port: int | None = None,
-              wait: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """``streamlit run app.py`` on 127.0.0.1 with ``CNNVIZ_HOME=home`` and ``workers`` workers; (process, url)."""
+              wait: float = 120.0, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """``streamlit run app.py`` on 127.0.0.1 with ``CNNVIZ_HOME=home`` and ``workers`` workers; (process, url).
+
+    ``root``: the checkout whose app runs (another commit's worktree, for a baseline in the same invocation).
+    """
     port = port or free_port()
     env = dict(os.environ, CNNVIZ_HOME=str(home), CNNVIZ_DATA=str(home / "data"), CNNVIZ_WORKERS=str(workers),
-               CNNVIZ_THREADS=str(threads), PYTHONPATH=str(ROOT))
+               CNNVIZ_THREADS=str(threads), PYTHONPATH=str(root))
     log = open(home / "streamlit.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + wait
