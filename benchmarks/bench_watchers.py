@@ -4,23 +4,24 @@ Every Train page that shows a queued or running run redraws its live panel once 
 Streamlit fragment), and Streamlit ends every script run, fragments included, with a full garbage
 collection. With thirty students watching, that per-refresh cost is paid thirty times a second.
 
-Starts ``streamlit run app.py`` on 127.0.0.1 (its own temp ``CNNVIZ_HOME``, one worker x 1 thread),
-submits one long run, opens ``--watchers`` headless Chromium contexts on ``/train?run=ID`` (each its
-own student and session) and, for ``--seconds``, measures:
+For each ``--checkout`` (default: this one; another commit's ``git worktree`` for a baseline, all in
+this one invocation) starts that checkout's ``streamlit run app.py`` on 127.0.0.1 (its own temp
+``CNNVIZ_HOME``, one worker x 1 thread), submits one long run and measures ``--seconds`` twice: first
+with no watchers, then with ``--watchers`` headless Chromium contexts open on ``/train?run=ID`` (each
+its own student and session):
 
 - the server process's CPU seconds per wall second (``/proc``: the web server alone, not its workers),
-  and per script run: the tabs' websocket messages to the server (a watcher's panel refresh, the
-  probe's click) count the runs;
+  and per script run, counted as the ``script_finished`` messages the tabs receive (a watcher's panel
+  refresh, the probe's click);
 - the run's training speed (batches the worker wrote to the store per second);
 - the sidebar clicks of one more tab (Home and Compare in turn), p50 and p95.
 
-Then the same with no watchers (the baseline for the training speed), and the same again for every
-``--baseline-root`` (another commit's checkout, e.g. a ``git worktree`` of the previous commit), all
-in this one invocation; the table gives each figure as a ratio to the first root's. The app is
-stopped by pid after each measurement.
+The table gives the CPU per script run and the probe's p95 as ratios to the first checkout's. Each
+app is stopped by pid after its measurement.
 
     python benchmarks/bench_watchers.py --watchers 5
-    git worktree add /tmp/prev HEAD~1 && python benchmarks/bench_watchers.py --baseline-root /tmp/prev
+    git worktree add /tmp/prev HEAD~1
+    python benchmarks/bench_watchers.py --checkout . --checkout /tmp/prev    # and the other order
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_pages import PAGES, progress, settle, time_page  # noqa: E402
 from benchmarks.common import CHROMIUM, CHROMIUM_ARGS, ROOT, percentile, start_app, stop_app, table  # noqa: E402
+
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 LIVE_PANEL = "[data-testid='stProgress']"  # the live panel's progress bar: the watched run is drawn
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,8 +71,12 @@ async def measure(url: str, pid: int, home: Path, *, watchers: int, seconds: flo
     rows = []
     sent = {"messages": 0}
 
+    def finished(payload) -> None:
+        if isinstance(payload, bytes) and ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
+            sent["messages"] += 1
+
     def listen(ws) -> None:
-        ws.on("framesent", lambda _payload: sent.__setitem__("messages", sent["messages"] + 1))
+        ws.on("framereceived", finished)
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -114,8 +122,8 @@ async def window(probe, url: str, pid: int, store, run_id: int, *, watchers: int
         await asyncio.sleep(0.5)
     wall, cpu = time.perf_counter() - began, cpu_seconds(pid) - cpu0
     done, messages = [c for c in clicks if c is not None], sent["messages"] - messages0
-    return {"watchers": watchers, "server_cpu": cpu / wall, "messages": messages,
-            "cpu_per_message": cpu / messages if messages else float("nan"),
+    return {"watchers": watchers, "server_cpu": cpu / wall, "script_runs": messages,
+            "cpu_per_run": cpu / messages if messages else float("nan"),
             "batches_per_s": (len(store.batches(run_id)) - batches0) / wall,
             "click_p50": statistics.median(done) if done else float("nan"),
             "click_p95": percentile(done, 95), "clicks": len(done), "timeouts": len(clicks) - len(done)}
@@ -126,33 +134,40 @@ def main() -> None:
     p.add_argument("--watchers", type=int, default=5, help="browser tabs watching the running run")
     p.add_argument("--seconds", type=float, default=30.0, help="length of each measurement")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a page load counts as failed")
-    p.add_argument("--baseline-root", action="append", default=[], type=Path,
-                   help="another checkout to measure the same way (repeatable); ratios are to this checkout")
+    p.add_argument("--checkout", action="append", default=[], type=Path,
+                   help="a checkout whose app to measure (repeatable; default this one); ratios are to the first")
     args = p.parse_args()
+    if args.watchers < 1:
+        p.error("--watchers must be at least 1 (the no-watcher row is always measured)")
+    checkouts = [c.resolve() for c in args.checkout] or [ROOT]
     print(f"# load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, {args.watchers} watchers, "
           f"{args.seconds:.0f} s per measurement", flush=True)
     rows = []
-    for root in [ROOT, *args.baseline_root]:
+    for root in checkouts:
         home = Path(tempfile.mkdtemp(prefix="cnnviz-watchers-"))
         (home / "data").mkdir()
-        proc, url = start_app(home, workers=1, root=root.resolve())
         try:
-            progress(f"{root}: app at {url}")
-            for row in asyncio.run(measure(url, proc.pid, home, watchers=args.watchers, seconds=args.seconds,
-                                           timeout=args.timeout)):
-                rows.append({"checkout": str(root), **row})
+            proc, url = start_app(home, workers=1, root=root)
+            try:
+                progress(f"{root}: app at {url}")
+                for row in asyncio.run(measure(url, proc.pid, home, watchers=args.watchers, seconds=args.seconds,
+                                               timeout=args.timeout)):
+                    rows.append({"checkout": str(root), **row})
+            finally:
+                stop_app(proc)
+        except Exception as exc:  # noqa: BLE001 - one checkout failing still prints the others
+            print(f"{root}: not measured: {exc}", file=sys.stderr)
         finally:
-            stop_app(proc)
-    first = {r["watchers"]: r for r in rows if r["checkout"] == str(ROOT)}
+            shutil.rmtree(home, ignore_errors=True)
+    base = {r["watchers"]: r for r in rows if r["checkout"] == str(checkouts[0])}
     for r in rows:
-        base = first[r["watchers"]]
-        r["cpu_ratio"] = r["cpu_per_message"] / base["cpu_per_message"] if base["cpu_per_message"] else float("nan")
-        r["p95_ratio"] = r["click_p95"] / base["click_p95"] if base["click_p95"] else float("nan")
-    print(table(rows, ["checkout", "watchers", "server_cpu", "messages", "cpu_per_message", "batches_per_s",
+        first = base.get(r["watchers"], {})
+        r["cpu_ratio"] = r["cpu_per_run"] / first["cpu_per_run"] if first.get("cpu_per_run") else float("nan")
+        r["p95_ratio"] = r["click_p95"] / first["click_p95"] if first.get("click_p95") else float("nan")
+    print(table(rows, ["checkout", "watchers", "server_cpu", "script_runs", "cpu_per_run", "batches_per_s",
                        "click_p50", "click_p95", "clicks", "timeouts", "cpu_ratio", "p95_ratio"]))
-    print("cpu_ratio: server CPU per message (script run) against the first checkout's; p95_ratio: the probe's "
-          "clicks. With the browsers on the same cores, the watchers' refresh rate is the browsers' as much as "
-          "the server's.")
+    print("cpu_ratio: server CPU per script run against the first checkout's; p95_ratio: the probe's clicks. "
+          "With the browsers on the same cores, the watchers' refresh rate is the browsers' as much as the server's.")
 
 
 if __name__ == "__main__":

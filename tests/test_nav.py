@@ -114,3 +114,18 @@ def test_the_router_preloads_torch_in_the_background():
     assert result == {"errors": [], "name": "cnnviz-preload-torch", "same": True, "alive": False, "torch": True,
                       "models": True, "views": True}, result
     assert frozen > 100_000 and tracked < frozen / 10, (frozen, tracked)
+
+
+def test_the_device_hint_never_waits_on_a_torch_import_still_running(monkeypatch):
+    """torch is in ``sys.modules`` as soon as another thread starts importing it: until the preload is
+    done, the sidebar guesses from the drivers and cores instead of blocking on torch's import lock."""
+    import torch  # noqa: F401  (in sys.modules, as while the preload imports it)
+
+    from cnnviz.ui import sidebar
+
+    monkeypatch.setattr(nav, "torch_ready", lambda: False)
+    monkeypatch.setattr(sidebar, "_torch_device", lambda: pytest.fail("the hint waited for torch"))
+    assert sidebar.device_hint()
+    monkeypatch.setattr(nav, "torch_ready", lambda: True)
+    monkeypatch.setattr(sidebar, "_torch_device", lambda: "what torch says")
+    assert sidebar.device_hint() == "what torch says"

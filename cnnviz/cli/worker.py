@@ -44,13 +44,13 @@ def make_executor(kind: str, address: str | None):
 
 def run(args) -> int:
     """Train queued runs until stopped."""
+    if args.nice:  # first: the imports below (torch) already compete with the web server for the cores
+        os.nice(args.nice)
     from cnnviz.jobs import Worker
     from cnnviz.jobs.pool import configured_sizes
     from cnnviz.runs import RunStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d: %(message)s", stream=sys.stderr)
-    if args.nice:
-        os.nice(args.nice)
     threads = args.threads or configured_sizes()[1]
     worker = Worker(RunStore(), executor=make_executor(args.executor, args.address), threads=threads,
                     exit_with_parent=args.exit_with_parent)

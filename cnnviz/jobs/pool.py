@@ -47,8 +47,12 @@ def default_sizes(cores: int | None = None) -> tuple[int, int]:
 def worker_niceness(env: dict | None = None) -> int:
     """How much lower than the server's the workers' CPU priority is: ``CNNVIZ_WORKER_NICE`` (0-19), else
     ``WORKER_NICENESS``. Niceness only matters while both want the CPU: idle pages cost training nothing."""
-    value = (os.environ if env is None else env).get("CNNVIZ_WORKER_NICE", "")
-    return WORKER_NICENESS if value == "" else min(19, max(0, int(value)))
+    value = (os.environ if env is None else env).get("CNNVIZ_WORKER_NICE", "").strip()
+    try:
+        return WORKER_NICENESS if value == "" else min(19, max(0, int(value)))
+    except ValueError:
+        log.warning("CNNVIZ_WORKER_NICE=%r is not a whole number from 0 to 19: using %d", value, WORKER_NICENESS)
+        return WORKER_NICENESS
 
 
 def configured_sizes(env: dict | None = None) -> tuple[int, int]:

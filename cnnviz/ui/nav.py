@@ -108,22 +108,37 @@ PRELOADED = ("cnnviz.data", "cnnviz.models", "cnnviz.inspect", "cnnviz.ui.arch_v
 
 
 def _import_torch_side() -> None:
-    for name in PRELOADED:
-        importlib.import_module(name)
-    freeze_imports()
+    try:
+        for name in PRELOADED:
+            importlib.import_module(name)
+    finally:  # a view that fails to import is the page's to report; the rest is frozen all the same
+        freeze_imports()
+
+
+_frozen = threading.Event()
 
 
 def freeze_imports() -> None:
     """Move every object alive now (the imported modules: over 400,000 with torch) out of the garbage
-    collector's sight.
+    collector's sight, once per process.
 
     Streamlit runs a full ``gc.collect()`` after every script run (``runner.postScriptGC``), holding the
     GIL: with torch loaded that took about 0.2 s per click on two cores, for every session of the class
     at once, mostly spent re-checking modules that live as long as the server. Frozen objects are never
-    freed, so this is called once the imports are done; what sessions create later is collected as before.
+    freed. The preload calls this once its imports are done, seconds after the server's first visit:
+    what sessions alive at that moment hold in reference cycles stays (bounded: those sessions' objects,
+    once); everything made later is collected as before.
     """
+    if _frozen.is_set():
+        return
+    _frozen.set()
     gc.collect()
     gc.freeze()
+
+
+def torch_ready() -> bool:
+    """Whether the preload has finished, so torch can be used without waiting on its import lock."""
+    return not preload_torch().is_alive()
 
 
 @st.cache_resource(show_spinner=False)

@@ -24,10 +24,12 @@ def _torch_device() -> str:
 def device_hint() -> str:
     """The device training will use, without importing torch when nothing else has yet.
 
-    Importing torch takes seconds; Home must paint before that, so until a page
+    Importing torch takes seconds; Home must paint before that, so until the preload
     has loaded torch we guess from the drivers present.
     """
-    if "torch" in sys.modules:
+    from cnnviz.ui.nav import torch_ready
+
+    if "torch" in sys.modules and torch_ready():  # in sys.modules already while another thread imports it
         return _torch_device()
     if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
         return "a CUDA GPU (NVIDIA driver found)"
