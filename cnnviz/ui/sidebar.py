@@ -12,7 +12,7 @@ import streamlit as st
 
 from cnnviz import paths
 from cnnviz.device import describe_cpu, describe_device
-from cnnviz.ui import state
+from cnnviz.ui import nav, state
 from cnnviz.ui.student import identity_widget
 
 
@@ -27,9 +27,7 @@ def device_hint() -> str:
     Importing torch takes seconds; Home must paint before that, so until the preload
     has loaded torch we guess from the drivers present.
     """
-    from cnnviz.ui.nav import torch_ready
-
-    if "torch" in sys.modules and torch_ready():  # in sys.modules already while another thread imports it
+    if "torch" in sys.modules and nav.torch_ready():  # in sys.modules already while another thread imports it
         return _torch_device()
     if shutil.which("nvidia-smi") or Path("/proc/driver/nvidia/version").exists():
         return "a CUDA GPU (NVIDIA driver found)"
